@@ -1,0 +1,207 @@
+//! Stage 4c: verify a JWT access token (RFC 9068, RFC 8725) for one route.
+//!
+//! Order matters: the unverified `iss` only selects which issuer's keys to
+//! try; nothing from the payload is trusted until the signature verifies.
+//! Header parameters that point at keys (`jku`, `x5u`, `jwk`) are ignored.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, Validation};
+use serde::Deserialize;
+
+use super::{AuthnError, KeyStore, Principal};
+use crate::config::Route;
+
+/// Refuse absurdly large tokens before any decoding work.
+const MAX_TOKEN_LEN: usize = 16 * 1024;
+
+/// Claims read after the signature verified.
+#[derive(Debug, Deserialize)]
+struct Claims {
+    iss: String,
+    #[serde(default)]
+    sub: Option<String>,
+    #[serde(default)]
+    aud: Option<OneOrMany>,
+    #[serde(default)]
+    iat: Option<u64>,
+    #[serde(default)]
+    client_id: Option<String>,
+    #[serde(default)]
+    azp: Option<String>,
+    #[serde(flatten)]
+    rest: HashMap<String, serde_json::Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+#[derive(Deserialize)]
+struct Unverified {
+    iss: String,
+}
+
+/// Verifies `token` against the issuers in `stores`, and its audience against `route`.
+pub async fn verify(
+    token: &str,
+    stores: &HashMap<String, Arc<KeyStore>>,
+    route: &Route,
+) -> Result<Principal, AuthnError> {
+    if token.len() > MAX_TOKEN_LEN {
+        return Err(AuthnError::Malformed("token too large"));
+    }
+    if token.split('.').count() != 3 {
+        return Err(AuthnError::Malformed("not a JWS compact serialization"));
+    }
+    // `decode_header` refuses unknown algorithms, including `none`.
+    let header = jsonwebtoken::decode_header(token).map_err(|e| match e.kind() {
+        ErrorKind::InvalidAlgorithmName => AuthnError::AlgorithmNotAllowed("unknown".into()),
+        _ => AuthnError::Malformed("undecodable JWT header"),
+    })?;
+    if header.crit.is_some() {
+        return Err(AuthnError::CriticalHeader);
+    }
+    if let Some(typ) = &header.typ {
+        let ok = ["at+jwt", "application/at+jwt", "JWT"]
+            .iter()
+            .any(|t| typ.eq_ignore_ascii_case(t));
+        if !ok {
+            return Err(AuthnError::BadType);
+        }
+    }
+
+    let unverified: Unverified = jsonwebtoken::dangerous::insecure_decode_claims(token)
+        .map_err(|_| AuthnError::Malformed("undecodable JWT payload"))?;
+    let store = stores.get(&unverified.iss).ok_or(AuthnError::UnknownIssuer)?;
+    let issuer = store.issuer();
+    if !issuer.algorithms.contains(&header.alg) {
+        return Err(AuthnError::AlgorithmNotAllowed(format!("{:?}", header.alg)));
+    }
+
+    let keys = store.keys().ok_or_else(|| AuthnError::KeysUnavailable {
+        issuer: issuer.issuer.clone(),
+    })?;
+    let kid = header.kid.as_deref();
+    let keys = match kid {
+        Some(kid) if !keys.has_kid(kid) => store
+            .refetch_for_unknown_kid()
+            .await
+            .filter(|k| k.has_kid(kid))
+            .ok_or(AuthnError::UnknownKid)?,
+        _ => keys,
+    };
+    let candidates = keys.candidates(kid, header.alg);
+    if candidates.is_empty() {
+        return Err(match kid {
+            Some(_) => AuthnError::AlgorithmNotAllowed(format!("{:?} for this key", header.alg)),
+            None => AuthnError::UnknownKid,
+        });
+    }
+
+    let validation = validation(header.alg, issuer);
+    let mut last = AuthnError::BadSignature;
+    for key in candidates {
+        match jsonwebtoken::decode::<Claims>(token, key, &validation) {
+            Ok(data) => return principal(data.claims, issuer, route),
+            Err(e) => last = map_error(e.into_kind()),
+        }
+    }
+    Err(last)
+}
+
+fn validation(alg: Algorithm, issuer: &crate::config::Issuer) -> Validation {
+    let mut v = Validation::new(alg);
+    v.leeway = issuer.leeway.as_secs();
+    v.validate_exp = true;
+    v.validate_nbf = true;
+    // The audience depends on the route, and is checked in `principal`.
+    v.validate_aud = false;
+    v.set_issuer(&[&issuer.issuer]);
+    v.set_required_spec_claims(&["exp", "iss"]);
+    v
+}
+
+fn map_error(kind: ErrorKind) -> AuthnError {
+    match kind {
+        ErrorKind::ExpiredSignature => AuthnError::Expired,
+        ErrorKind::ImmatureSignature => AuthnError::NotYetValid,
+        ErrorKind::InvalidSignature => AuthnError::BadSignature,
+        ErrorKind::InvalidIssuer => AuthnError::UnknownIssuer,
+        ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => {
+            AuthnError::AlgorithmNotAllowed("mismatch".into())
+        }
+        ErrorKind::MissingRequiredClaim(c) => AuthnError::InvalidClaims(format!("missing `{c}`")),
+        ErrorKind::InvalidClaimFormat(c) => AuthnError::InvalidClaims(format!("malformed `{c}`")),
+        ErrorKind::Json(_) => AuthnError::InvalidClaims("claims do not have the expected types".into()),
+        _ => AuthnError::Malformed("undecodable JWT"),
+    }
+}
+
+fn principal(claims: Claims, issuer: &crate::config::Issuer, route: &Route) -> Result<Principal, AuthnError> {
+    // jsonwebtoken does not look at `iat`; a token "issued" in the future is forged or broken.
+    let now = jsonwebtoken::get_current_timestamp();
+    if claims.iat.is_some_and(|iat| iat > now + issuer.leeway.as_secs()) {
+        return Err(AuthnError::NotYetValid);
+    }
+    let audience_ok = match &claims.aud {
+        Some(OneOrMany::One(a)) => route.audiences.contains(a),
+        Some(OneOrMany::Many(list)) => list.iter().any(|a| route.audiences.contains(a)),
+        None => false,
+    };
+    if !audience_ok {
+        return Err(AuthnError::AudienceMismatch);
+    }
+    let mut scopes = scopes(&claims.rest, &issuer.scope_claims);
+    scopes.sort_unstable();
+    scopes.dedup();
+    Ok(Principal {
+        issuer: claims.iss,
+        subject: claims.sub,
+        client_id: claims.client_id.or(claims.azp),
+        scopes,
+    })
+}
+
+/// Scopes from the first configured claim present: a space-separated string
+/// (`scope`, RFC 9068) or an array of strings (`scp` at some IdPs).
+fn scopes(claims: &HashMap<String, serde_json::Value>, names: &[String]) -> Vec<String> {
+    for name in names {
+        match claims.get(name) {
+            Some(serde_json::Value::String(s)) => {
+                return s.split_ascii_whitespace().map(str::to_owned).collect();
+            }
+            Some(serde_json::Value::Array(items)) => {
+                return items
+                    .iter()
+                    .filter_map(|v| v.as_str())
+                    .flat_map(str::split_ascii_whitespace)
+                    .map(str::to_owned)
+                    .collect();
+            }
+            _ => {}
+        }
+    }
+    Vec::new()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn scope_claims_as_string_or_array() {
+        let mut claims = HashMap::new();
+        claims.insert("scp".to_owned(), json!(["a", "b c"]));
+        let names = vec!["scope".to_owned(), "scp".to_owned()];
+        assert_eq!(scopes(&claims, &names), vec!["a", "b", "c"]);
+        claims.insert("scope".to_owned(), json!("x y"));
+        assert_eq!(scopes(&claims, &names), vec!["x", "y"]);
+    }
+}

@@ -1,0 +1,134 @@
+//! Stage 4: authenticate the bearer token → [`Principal`] or [`AuthnError`].
+//!
+//! Authn reads headers and the query string only; it never reads the body and
+//! never decides authorization beyond "this token was minted for this
+//! resource" (RFC 8707 audience). Implements RFC 6750 §2.1 (header only),
+//! RFC 9068 / RFC 8725 JWT validation, and the MCP authorization spec's
+//! audience rule.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use http::HeaderMap;
+
+use crate::config::{Config, Route};
+use crate::forward::client::HttpClient;
+
+pub mod bearer;
+pub mod jwks;
+pub mod jwt;
+
+pub use jwks::KeyStore;
+
+/// Who is calling, as proven by a verified token.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    /// The token's issuer (`iss`).
+    pub issuer: String,
+    /// The token's subject (`sub`), when present.
+    pub subject: Option<String>,
+    /// The OAuth client (`client_id` or `azp`), when present.
+    pub client_id: Option<String>,
+    /// Granted scopes, deduplicated and sorted.
+    pub scopes: Vec<String>,
+}
+
+impl Principal {
+    /// Whether every scope in `required` was granted.
+    pub fn has_all(&self, required: &[String]) -> bool {
+        required
+            .iter()
+            .all(|r| self.scopes.binary_search(r).is_ok())
+    }
+}
+
+/// Why a request is not authenticated. Variants name the fault; `reject.rs`
+/// picks the status.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthnError {
+    /// No bearer credentials were sent (RFC 6750 §3.1: no `error` code).
+    #[error("no bearer token")]
+    Missing,
+    /// More than one `Authorization` header.
+    #[error("more than one Authorization header")]
+    MultipleAuthorization,
+    /// An `access_token` in the query string (forbidden by the MCP spec).
+    #[error("access token in the query string")]
+    TokenInQuery,
+    /// The header or token is not well formed.
+    #[error("malformed token: {0}")]
+    Malformed(&'static str),
+    /// The `typ` header is not a JWT access-token type.
+    #[error("token type is not accepted")]
+    BadType,
+    /// A `crit` header names extensions the gateway does not implement.
+    #[error("token has critical header extensions")]
+    CriticalHeader,
+    /// `iss` is not a configured issuer.
+    #[error("untrusted issuer")]
+    UnknownIssuer,
+    /// The algorithm is not on the issuer's allow-list or does not fit the key.
+    #[error("algorithm {0} not allowed")]
+    AlgorithmNotAllowed(String),
+    /// No key with this `kid`, even after a refetch.
+    #[error("unknown signing key")]
+    UnknownKid,
+    /// The signature does not verify.
+    #[error("bad signature")]
+    BadSignature,
+    /// `exp` has passed (beyond the leeway).
+    #[error("token expired")]
+    Expired,
+    /// `nbf` or `iat` is in the future (beyond the leeway).
+    #[error("token not yet valid")]
+    NotYetValid,
+    /// A required claim is missing or has the wrong type.
+    #[error("invalid claims: {0}")]
+    InvalidClaims(String),
+    /// `aud` does not name this resource.
+    #[error("token audience does not match this resource")]
+    AudienceMismatch,
+    /// The issuer's keys were never loaded, so no token can be judged.
+    #[error("signing keys for {issuer} are not available")]
+    KeysUnavailable {
+        /// The issuer whose keys are missing.
+        issuer: String,
+    },
+}
+
+/// Validates bearer tokens against the configured issuers' keys.
+pub struct Authenticator {
+    stores: HashMap<String, Arc<KeyStore>>,
+}
+
+impl Authenticator {
+    /// Creates one key store per issuer and starts their background refresh.
+    pub fn start(config: &Config, client: HttpClient) -> Self {
+        let stores = config
+            .issuers
+            .iter()
+            .map(|issuer| {
+                let store = KeyStore::new(issuer.clone(), client.clone(), config.limits.jwks_fetch_timeout);
+                store.clone().spawn_refresh();
+                (issuer.issuer.clone(), store)
+            })
+            .collect();
+        Self { stores }
+    }
+
+    /// Authenticates a request to `route`.
+    pub async fn authenticate(
+        &self,
+        headers: &HeaderMap,
+        query: Option<&str>,
+        route: &Route,
+    ) -> Result<Principal, AuthnError> {
+        let token = bearer::extract(headers, query)?.ok_or(AuthnError::Missing)?;
+        jwt::verify(token, &self.stores, route).await
+    }
+
+    /// True when every issuer has a usable key set (`/readyz`).
+    pub fn ready(&self) -> bool {
+        self.stores.values().all(|s| s.has_keys())
+    }
+}

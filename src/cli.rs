@@ -1,0 +1,34 @@
+//! Command-line interface: run the gateway, `check` a config, mint a dev `token`.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::devtoken::TokenArgs;
+use crate::telemetry::LogFormat;
+
+/// OAuth 2.1 resource-server gateway for MCP servers.
+#[derive(Debug, Parser)]
+#[command(name = "mcp-auth-gateway", version, about)]
+pub struct Cli {
+    /// What to do; without a subcommand the gateway runs.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// The YAML config file.
+    #[arg(long, global = true, env = "MCP_GATEWAY_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Log format.
+    #[arg(long, global = true, value_enum, default_value = "text", env = "MCP_GATEWAY_LOG_FORMAT")]
+    pub log_format: LogFormat,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the gateway (the default).
+    Run,
+    /// Validate the config, list every problem, and exit non-zero if any.
+    Check,
+    /// Mint a signed JWT for local testing.
+    Token(TokenArgs),
+}

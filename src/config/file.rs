@@ -1,0 +1,172 @@
+//! Config, phase one: the raw YAML shapes, exactly as users write them.
+//!
+//! This is the only file that knows YAML (`serde_yaml` is archived; keeping it
+//! here makes swapping it for a maintained fork a one-file change). Every struct
+//! denies unknown keys, so a typo is an error rather than a silently ignored
+//! setting. Values stay loosely typed (durations and URLs are strings) so that
+//! `validate.rs` can report every semantic problem at once, each with its path.
+
+use serde::Deserialize;
+
+/// The whole file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    /// `host:port` to listen on.
+    pub listen: Option<String>,
+    /// Optional TLS for the listener.
+    pub tls: Option<RawTls>,
+    /// Trusted token issuers.
+    #[serde(default)]
+    pub issuers: Vec<RawIssuer>,
+    /// Public MCP endpoints and where they forward.
+    #[serde(default)]
+    pub routes: Vec<RawRoute>,
+    /// Resource limits and timeouts; every one has a safe default.
+    #[serde(default)]
+    pub limits: RawLimits,
+}
+
+/// `tls:`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTls {
+    /// PEM certificate chain.
+    pub cert: String,
+    /// PEM private key (PKCS#8, RSA or SEC1).
+    pub key: String,
+}
+
+/// One entry of `issuers:`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawIssuer {
+    /// Exact `iss` value.
+    pub issuer: String,
+    /// Where the signing keys are published.
+    pub jwks_uri: Option<String>,
+    /// A static JWKS file instead of `jwks_uri`.
+    pub jwks_file: Option<String>,
+    /// Allowed JWS algorithms.
+    pub algorithms: Option<Vec<String>>,
+    /// Claims that carry scopes, in order of preference.
+    pub scope_claims: Option<Vec<String>>,
+    /// Clock skew allowed on `exp` and `nbf`.
+    pub leeway: Option<String>,
+}
+
+/// One entry of `routes:`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRoute {
+    /// Public path of the MCP endpoint on the gateway.
+    pub path: String,
+    /// URL of the unmodified MCP server.
+    pub upstream: String,
+    /// Canonical resource identifier (RFC 8707 / RFC 9728).
+    pub resource: String,
+    /// Extra accepted `aud` values.
+    #[serde(default)]
+    pub audiences: Vec<String>,
+    /// `authorization_servers` for the metadata; default: the issuers.
+    #[serde(default)]
+    pub authorization_servers: Vec<String>,
+    /// `scopes_supported` for the metadata.
+    #[serde(default)]
+    pub scopes_supported: Vec<String>,
+    /// Scopes every request on this route needs.
+    #[serde(default)]
+    pub required_scopes: Vec<String>,
+    /// `resource_name` for the metadata.
+    pub resource_name: Option<String>,
+    /// `resource_documentation` for the metadata.
+    pub resource_documentation: Option<String>,
+    /// Honour `X-Forwarded-Proto`/`X-Forwarded-Host` from a trusted front proxy.
+    #[serde(default)]
+    pub trust_forwarded_headers: bool,
+    /// How long to wait for the upstream's response headers.
+    pub upstream_timeout: Option<String>,
+}
+
+/// `limits:`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLimits {
+    /// Largest request body, e.g. `4MiB`.
+    pub max_body: Option<String>,
+    /// Largest request head (request line + headers), e.g. `64KiB`.
+    pub max_header_bytes: Option<String>,
+    /// Time allowed to receive a request head.
+    pub header_read_timeout: Option<String>,
+    /// Open client connections at most.
+    pub max_connections: Option<u64>,
+    /// Time allowed to connect to an upstream.
+    pub upstream_connect_timeout: Option<String>,
+    /// Default time allowed for an upstream's response headers.
+    pub upstream_timeout: Option<String>,
+    /// Time allowed for one JWKS or metadata fetch.
+    pub jwks_fetch_timeout: Option<String>,
+    /// How long in-flight requests may finish after SIGTERM.
+    pub shutdown_grace: Option<String>,
+}
+
+/// Parses YAML text into the raw shapes. Errors carry a path (`routes[0].upstrem`).
+pub fn parse(text: &str) -> Result<RawConfig, String> {
+    let value: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| e.to_string())?;
+    let (value, env_errors) = expand_env(value, "");
+    if !env_errors.is_empty() {
+        return Err(env_errors.join("\n"));
+    }
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        if path == "." {
+            e.into_inner().to_string()
+        } else {
+            format!("{path}: {}", e.into_inner())
+        }
+    })
+}
+
+/// Expands `${VAR}` in every string scalar. Expansion happens after YAML
+/// parsing, so a secret's value can never inject YAML structure.
+fn expand_env(value: serde_yaml::Value, path: &str) -> (serde_yaml::Value, Vec<String>) {
+    use serde_yaml::Value;
+    let mut errors = Vec::new();
+    let out = match value {
+        Value::String(s) => match super::env::expand(&s) {
+            Ok(expanded) => Value::String(expanded),
+            Err(var) => {
+                errors.push(format!("{path}: environment variable `{var}` is not set"));
+                Value::String(s)
+            }
+        },
+        Value::Sequence(items) => Value::Sequence(
+            items
+                .into_iter()
+                .enumerate()
+                .map(|(i, item)| {
+                    let (v, e) = expand_env(item, &format!("{path}[{i}]"));
+                    errors.extend(e);
+                    v
+                })
+                .collect(),
+        ),
+        Value::Mapping(map) => Value::Mapping(
+            map.into_iter()
+                .map(|(k, v)| {
+                    let key = k.as_str().unwrap_or("?");
+                    let child = if path.is_empty() {
+                        key.to_owned()
+                    } else {
+                        format!("{path}.{key}")
+                    };
+                    let (v, e) = expand_env(v, &child);
+                    errors.extend(e);
+                    (k, v)
+                })
+                .collect(),
+        ),
+        other => other,
+    };
+    (out, errors)
+}

@@ -1,0 +1,208 @@
+//! Configuration: YAML file → validated, immutable [`Config`].
+//!
+//! Two phases (see `file.rs` and `validate.rs`): the runtime only ever sees the
+//! typed values defined here, never raw YAML shapes.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use jsonwebtoken::Algorithm;
+use url::Url;
+
+mod env;
+mod file;
+mod validate;
+
+pub use validate::is_scope_token;
+
+/// The validated configuration snapshot.
+#[derive(Debug)]
+pub struct Config {
+    /// Listener address.
+    pub listen: SocketAddr,
+    /// TLS files, when the listener is HTTPS.
+    pub tls: Option<TlsFiles>,
+    /// Trusted issuers, in config order.
+    pub issuers: Vec<Arc<Issuer>>,
+    /// Routes, in config order (the first also owns the root PRM URL).
+    pub routes: Vec<Arc<Route>>,
+    /// Limits and timeouts.
+    pub limits: Limits,
+}
+
+/// Certificate chain and key for the listener.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    /// PEM chain.
+    pub cert: PathBuf,
+    /// PEM key.
+    pub key: PathBuf,
+}
+
+/// One trusted token issuer.
+#[derive(Debug)]
+pub struct Issuer {
+    /// Exact `iss` value.
+    pub issuer: String,
+    /// Where its public keys come from.
+    pub keys: KeySource,
+    /// Allowed JWS algorithms (asymmetric only).
+    pub algorithms: Vec<Algorithm>,
+    /// Claims carrying scopes, in order of preference.
+    pub scope_claims: Vec<String>,
+    /// Allowed clock skew on `exp`/`nbf`.
+    pub leeway: Duration,
+}
+
+/// Where an issuer's signing keys come from.
+#[derive(Debug, Clone)]
+pub enum KeySource {
+    /// A configured JWKS URL.
+    JwksUri(Url),
+    /// A static JWKS file, re-read on refresh.
+    File(PathBuf),
+    /// Discover `jwks_uri` from the issuer's RFC 8414 / OIDC metadata.
+    Discover(Url),
+}
+
+/// A public MCP endpoint and the upstream it protects.
+#[derive(Debug)]
+pub struct Route {
+    /// Public path, matched exactly.
+    pub path: String,
+    /// Where allowed traffic goes.
+    pub upstream: Upstream,
+    /// Canonical resource identifier, served verbatim in the metadata.
+    pub resource: String,
+    /// `scheme://host[:port]` of `resource`.
+    pub resource_origin: String,
+    /// Path of this route's protected-resource metadata document.
+    pub metadata_path: String,
+    /// Accepted `aud` values; `resource` first.
+    pub audiences: Vec<String>,
+    /// `authorization_servers` for the metadata.
+    pub authorization_servers: Vec<String>,
+    /// `scopes_supported` for the metadata.
+    pub scopes_supported: Vec<String>,
+    /// Scopes every request needs.
+    pub required_scopes: Vec<String>,
+    /// `resource_name` for the metadata.
+    pub resource_name: Option<String>,
+    /// `resource_documentation` for the metadata.
+    pub resource_documentation: Option<String>,
+    /// Whether `X-Forwarded-Proto/Host` may shape the metadata URL.
+    pub trust_forwarded_headers: bool,
+    /// Time allowed for the upstream's response headers.
+    pub upstream_timeout: Duration,
+}
+
+/// A parsed upstream URL.
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    /// `http` or `https`.
+    pub scheme: String,
+    /// `host[:port]`, also sent as `Host`.
+    pub authority: String,
+    /// Path (and query) of the MCP endpoint on the upstream.
+    pub path_and_query: String,
+}
+
+/// Limits and timeouts.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Largest request body in bytes (413 past it).
+    pub max_body: usize,
+    /// Largest request head in bytes.
+    pub max_header_bytes: usize,
+    /// Time to receive a request head.
+    pub header_read_timeout: Duration,
+    /// Open client connections at most.
+    pub max_connections: usize,
+    /// Time to connect to an upstream.
+    pub upstream_connect_timeout: Duration,
+    /// Default time for an upstream's response headers.
+    pub upstream_timeout: Duration,
+    /// Time for one JWKS or metadata fetch.
+    pub jwks_fetch_timeout: Duration,
+    /// Drain time after SIGTERM.
+    pub shutdown_grace: Duration,
+}
+
+/// One problem (or warning) found in a config file.
+#[derive(Debug, Clone)]
+pub struct Problem {
+    /// YAML path, e.g. `routes[0].upstream`.
+    pub path: String,
+    /// What is wrong and how to fix it.
+    pub message: String,
+}
+
+/// Why a config file could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The YAML does not have the expected shape (unknown key, wrong type, …).
+    #[error("{0}")]
+    Shape(String),
+    /// The values are invalid; every problem is listed.
+    #[error("{}", list(.0))]
+    Invalid(Vec<Problem>),
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{}: {}", self.path, self.message)
+        }
+    }
+}
+
+fn list(problems: &[Problem]) -> String {
+    problems
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+impl Config {
+    /// Reads and validates `path`. Returns the config and its warnings.
+    pub fn load(path: &Path) -> Result<(Config, Vec<Problem>), ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_yaml(&text, &validate::base_dir(path))
+    }
+
+    /// Validates YAML text; relative paths resolve against `base_dir`.
+    pub fn from_yaml(text: &str, base_dir: &Path) -> Result<(Config, Vec<Problem>), ConfigError> {
+        let raw = file::parse(text).map_err(ConfigError::Shape)?;
+        validate::validate(raw, base_dir).map_err(|(errors, _warnings)| ConfigError::Invalid(errors))
+    }
+
+    /// The route whose public path is exactly `path`.
+    pub fn route(&self, path: &str) -> Option<&Arc<Route>> {
+        self.routes.iter().find(|r| r.path == path)
+    }
+
+    /// The issuer whose `iss` is exactly `iss`.
+    pub fn issuer(&self, iss: &str) -> Option<&Arc<Issuer>> {
+        self.issuers.iter().find(|i| i.issuer == iss)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,116 @@
+use std::path::Path;
+
+use super::{Config, ConfigError, KeySource};
+
+const MINIMAL: &str = r#"
+listen: 127.0.0.1:0
+issuers:
+  - issuer: https://auth.example.com
+    jwks_uri: https://auth.example.com/jwks
+routes:
+  - path: /mcp
+    upstream: http://127.0.0.1:3001/mcp
+    resource: https://mcp.example.com/mcp
+"#;
+
+fn load(yaml: &str) -> Result<Config, ConfigError> {
+    Config::from_yaml(yaml, Path::new("/etc/gw")).map(|(c, _)| c)
+}
+
+#[test]
+fn minimal_config_gets_safe_defaults() {
+    let c = load(MINIMAL).unwrap();
+    let r = &c.routes[0];
+    assert_eq!(r.metadata_path, "/.well-known/oauth-protected-resource/mcp");
+    assert_eq!(r.audiences, vec!["https://mcp.example.com/mcp"]);
+    assert_eq!(r.authorization_servers, vec!["https://auth.example.com"]);
+    assert_eq!(r.upstream.authority, "127.0.0.1:3001");
+    assert_eq!(r.upstream.path_and_query, "/mcp");
+    assert_eq!(c.limits.max_body, 4 << 20);
+    assert_eq!(c.issuers[0].leeway.as_secs(), 30);
+    assert!(!c.issuers[0].algorithms.is_empty());
+}
+
+#[test]
+fn every_problem_is_listed_with_its_path() {
+    let yaml = r#"
+listen: nowhere
+issuers:
+  - issuer: https://a.example.com
+    jwks_uri: ftp://a.example.com/jwks
+    algorithms: [HS256, none]
+    leeway: soon
+routes:
+  - path: mcp
+    upstream: not a url
+    resource: https://mcp.example.com/mcp#frag
+"#;
+    let Err(ConfigError::Invalid(problems)) = load(yaml) else {
+        panic!("expected invalid");
+    };
+    let paths: Vec<&str> = problems.iter().map(|p| p.path.as_str()).collect();
+    for expected in [
+        "listen",
+        "issuers[0].jwks_uri",
+        "issuers[0].algorithms[0]",
+        "issuers[0].algorithms[1]",
+        "issuers[0].leeway",
+        "routes[0].path",
+        "routes[0].upstream",
+        "routes[0].resource",
+    ] {
+        assert!(paths.contains(&expected), "missing {expected} in {paths:?}");
+    }
+}
+
+#[test]
+fn unknown_keys_are_errors_with_a_path() {
+    let yaml = MINIMAL.replace("    upstream:", "    upstrem: x\n    upstream:");
+    let Err(ConfigError::Shape(msg)) = load(&yaml) else {
+        panic!("expected shape error");
+    };
+    assert!(msg.contains("routes[0]") && msg.contains("upstrem"), "{msg}");
+}
+
+#[test]
+fn duplicate_yaml_keys_are_errors() {
+    let yaml = MINIMAL.replace("listen: 127.0.0.1:0", "listen: 127.0.0.1:0\nlisten: 127.0.0.1:1");
+    assert!(matches!(load(&yaml), Err(ConfigError::Shape(_))));
+}
+
+#[test]
+fn env_vars_expand_in_values() {
+    // SAFETY of the test: a unique variable name, only read by this test.
+    let yaml = MINIMAL.replace(
+        "https://auth.example.com/jwks",
+        "${MCPGW_TEST_UNSET_VAR_7}",
+    );
+    let Err(ConfigError::Shape(msg)) = load(&yaml) else {
+        panic!("expected unset variable error");
+    };
+    assert!(msg.contains("MCPGW_TEST_UNSET_VAR_7"), "{msg}");
+}
+
+#[test]
+fn relative_jwks_file_resolves_against_config_dir() {
+    let yaml = MINIMAL.replace("jwks_uri: https://auth.example.com/jwks", "jwks_file: keys/jwks.json");
+    let c = load(&yaml).unwrap();
+    let KeySource::File(path) = &c.issuers[0].keys else {
+        panic!("expected file");
+    };
+    assert_eq!(path, Path::new("/etc/gw/keys/jwks.json"));
+}
+
+#[test]
+fn bare_origin_resource_has_no_path_suffix() {
+    let yaml = MINIMAL.replace("https://mcp.example.com/mcp", "https://mcp.example.com");
+    let c = load(&yaml).unwrap();
+    assert_eq!(c.routes[0].metadata_path, "/.well-known/oauth-protected-resource");
+}
+
+#[test]
+fn example_config_loads() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("gateway.example.yaml");
+    let (config, _warnings) = Config::load(&path).unwrap();
+    assert!(!config.routes.is_empty());
+}

@@ -1,0 +1,480 @@
+//! Config, phase two: raw shapes → the immutable, typed [`Config`] the runtime uses.
+//!
+//! Validation never stops at the first problem: it collects every one, each with
+//! its YAML path, so `check` can list them all. Nothing here touches the network
+//! or binds a port.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use jsonwebtoken::Algorithm;
+use url::Url;
+
+use super::file::{RawConfig, RawIssuer, RawLimits, RawRoute};
+use super::{Config, Issuer, KeySource, Limits, Problem, Route, TlsFiles, Upstream};
+use crate::well_known::PRM_PREFIX;
+
+/// Asymmetric algorithms accepted when an issuer lists none.
+const DEFAULT_ALGORITHMS: [Algorithm; 9] = [
+    Algorithm::RS256,
+    Algorithm::RS384,
+    Algorithm::RS512,
+    Algorithm::PS256,
+    Algorithm::PS384,
+    Algorithm::PS512,
+    Algorithm::ES256,
+    Algorithm::ES384,
+    Algorithm::EdDSA,
+];
+
+/// Paths the gateway answers itself; a route may not shadow them.
+const RESERVED_PATHS: [&str; 2] = ["/healthz", "/readyz"];
+
+/// Collects problems and warnings while walking the raw config.
+#[derive(Default)]
+struct Report {
+    errors: Vec<Problem>,
+    warnings: Vec<Problem>,
+}
+
+impl Report {
+    fn error(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.errors.push(Problem {
+            path: path.into(),
+            message: message.into(),
+        });
+    }
+
+    fn warn(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.warnings.push(Problem {
+            path: path.into(),
+            message: message.into(),
+        });
+    }
+
+    fn duration(&mut self, path: &str, raw: Option<&str>, default: Duration) -> Duration {
+        match raw.map(humantime::parse_duration) {
+            None => default,
+            Some(Ok(d)) => d,
+            Some(Err(e)) => {
+                self.error(path, format!("invalid duration ({e}); write e.g. `30s` or `5m`"));
+                default
+            }
+        }
+    }
+
+    fn size(&mut self, path: &str, raw: Option<&str>, default: usize) -> usize {
+        match raw.map(parse_size) {
+            None => default,
+            Some(Some(n)) => n,
+            Some(None) => {
+                self.error(path, "invalid size; write e.g. `4MiB`, `64KiB` or `1048576`");
+                default
+            }
+        }
+    }
+}
+
+/// Validates `raw`. Relative file paths resolve against `base_dir` (the config
+/// file's directory). Returns the config and its warnings, or every problem.
+pub fn validate(
+    raw: RawConfig,
+    base_dir: &Path,
+) -> Result<(Config, Vec<Problem>), (Vec<Problem>, Vec<Problem>)> {
+    let mut report = Report::default();
+
+    let listen = match raw.listen.as_deref() {
+        None => SocketAddr::from(([127, 0, 0, 1], 8080)),
+        Some(s) => s.parse().unwrap_or_else(|_| {
+            report.error("listen", format!("`{s}` is not host:port (e.g. 0.0.0.0:8443)"));
+            SocketAddr::from(([127, 0, 0, 1], 8080))
+        }),
+    };
+
+    let tls = raw.tls.map(|t| TlsFiles {
+        cert: base_dir.join(t.cert),
+        key: base_dir.join(t.key),
+    });
+
+    if raw.issuers.is_empty() {
+        report.error("issuers", "at least one trusted issuer is required");
+    }
+    let mut seen_issuers = HashSet::new();
+    let issuers: Vec<Arc<Issuer>> = raw
+        .issuers
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, raw)| {
+            let path = format!("issuers[{i}]");
+            if !seen_issuers.insert(raw.issuer.clone()) {
+                report.error(format!("{path}.issuer"), "duplicate issuer");
+            }
+            issuer(raw, &path, base_dir, &mut report).map(Arc::new)
+        })
+        .collect();
+
+    let limits = limits(&raw.limits, &mut report);
+
+    if raw.routes.is_empty() {
+        report.error("routes", "at least one route is required");
+    }
+    let mut seen_paths = HashSet::new();
+    let routes: Vec<Arc<Route>> = raw
+        .routes
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, raw)| {
+            let path = format!("routes[{i}]");
+            if !seen_paths.insert(raw.path.clone()) {
+                report.error(format!("{path}.path"), format!("duplicate route path `{}`", raw.path));
+            }
+            route(raw, &path, &issuers, &limits, &mut report).map(Arc::new)
+        })
+        .collect();
+
+    if report.errors.is_empty() {
+        Ok((
+            Config {
+                listen,
+                tls,
+                issuers,
+                routes,
+                limits,
+            },
+            report.warnings,
+        ))
+    } else {
+        Err((report.errors, report.warnings))
+    }
+}
+
+fn issuer(raw: RawIssuer, path: &str, base_dir: &Path, report: &mut Report) -> Option<Issuer> {
+    let keys = match (&raw.jwks_uri, &raw.jwks_file) {
+        (Some(_), Some(_)) => {
+            report.error(path, "set either `jwks_uri` or `jwks_file`, not both");
+            None
+        }
+        (Some(uri), None) => http_url(uri, &format!("{path}.jwks_uri"), report).map(KeySource::JwksUri),
+        (None, Some(file)) => Some(KeySource::File(base_dir.join(file))),
+        (None, None) => http_url(&raw.issuer, &format!("{path}.issuer"), report).map(KeySource::Discover),
+    };
+    if raw.issuer.is_empty() {
+        report.error(format!("{path}.issuer"), "must not be empty");
+    }
+
+    let algorithms = match &raw.algorithms {
+        None => DEFAULT_ALGORITHMS.to_vec(),
+        Some(list) if list.is_empty() => {
+            report.error(format!("{path}.algorithms"), "must list at least one algorithm");
+            Vec::new()
+        }
+        Some(list) => list
+            .iter()
+            .enumerate()
+            .filter_map(|(j, name)| {
+                let alg = algorithm(name);
+                if alg.is_none() {
+                    report.error(
+                        format!("{path}.algorithms[{j}]"),
+                        format!(
+                            "`{name}` is not allowed; use asymmetric algorithms only \
+                             (RS256..RS512, PS256..PS512, ES256, ES384, EdDSA)"
+                        ),
+                    );
+                }
+                alg
+            })
+            .collect(),
+    };
+
+    let scope_claims = raw
+        .scope_claims
+        .unwrap_or_else(|| vec!["scope".to_owned(), "scp".to_owned()]);
+    if scope_claims.is_empty() {
+        report.error(format!("{path}.scope_claims"), "must list at least one claim");
+    }
+    let leeway = report.duration(
+        &format!("{path}.leeway"),
+        raw.leeway.as_deref(),
+        Duration::from_secs(30),
+    );
+    if leeway > Duration::from_secs(300) {
+        report.warn(format!("{path}.leeway"), "more than 5m of clock skew is unusually lax");
+    }
+
+    Some(Issuer {
+        issuer: raw.issuer,
+        keys: keys?,
+        algorithms,
+        scope_claims,
+        leeway,
+    })
+}
+
+fn route(
+    raw: RawRoute,
+    path: &str,
+    issuers: &[Arc<Issuer>],
+    limits: &Limits,
+    report: &mut Report,
+) -> Option<Route> {
+    let ok_path = raw.path.starts_with('/')
+        && !raw.path.starts_with("/.well-known/")
+        && !RESERVED_PATHS.contains(&raw.path.as_str())
+        && !raw.path.contains(['?', '#', '%'])
+        && !raw.path.split('/').any(|seg| seg == "." || seg == "..");
+    if !ok_path {
+        report.error(
+            format!("{path}.path"),
+            "must be an absolute path like `/mcp`, outside /.well-known, /healthz and /readyz, \
+             without `.`/`..` segments, query or percent-encoding",
+        );
+    }
+
+    let upstream = upstream(&raw.upstream, &format!("{path}.upstream"), report);
+
+    let resource = Url::parse(&raw.resource).ok().filter(|u| {
+        matches!(u.scheme(), "https" | "http") && u.fragment().is_none() && u.has_host()
+    });
+    let Some(resource_url) = resource else {
+        report.error(
+            format!("{path}.resource"),
+            "must be an absolute http(s) URL without a fragment (RFC 8707), \
+             e.g. https://mcp.example.com/mcp",
+        );
+        return None;
+    };
+    if resource_url.scheme() == "http" && !is_loopback(&resource_url) {
+        report.warn(format!("{path}.resource"), "plain http resource outside loopback");
+    }
+    // RFC 9728 §3.1: the metadata URL inserts the well-known segment between the
+    // resource's origin and its path. A bare origin has no path suffix.
+    let resource_path = match resource_url.path() {
+        "/" => "",
+        p => p,
+    };
+    let metadata_path = format!("{PRM_PREFIX}{resource_path}");
+    let origin = resource_url.origin().ascii_serialization();
+
+    let authorization_servers = if raw.authorization_servers.is_empty() {
+        issuers.iter().map(|i| i.issuer.clone()).collect()
+    } else {
+        raw.authorization_servers
+    };
+
+    let mut audiences = vec![raw.resource.clone()];
+    audiences.extend(raw.audiences.iter().filter(|a| **a != raw.resource).cloned());
+
+    for (key, scopes) in [
+        ("required_scopes", &raw.required_scopes),
+        ("scopes_supported", &raw.scopes_supported),
+    ] {
+        for (j, s) in scopes.iter().enumerate() {
+            if !is_scope_token(s) {
+                report.error(
+                    format!("{path}.{key}[{j}]"),
+                    "a scope is one or more visible ASCII characters other than `\"` and `\\`",
+                );
+            }
+        }
+    }
+    if raw.scopes_supported.iter().any(|s| s == "offline_access") {
+        report.warn(
+            format!("{path}.scopes_supported"),
+            "`offline_access` should not be advertised in protected-resource metadata",
+        );
+    }
+
+    let upstream_timeout = report.duration(
+        &format!("{path}.upstream_timeout"),
+        raw.upstream_timeout.as_deref(),
+        limits.upstream_timeout,
+    );
+
+    Some(Route {
+        path: raw.path,
+        upstream: upstream?,
+        resource: raw.resource,
+        resource_origin: origin,
+        metadata_path,
+        audiences,
+        authorization_servers,
+        scopes_supported: raw.scopes_supported,
+        required_scopes: raw.required_scopes,
+        resource_name: raw.resource_name,
+        resource_documentation: raw.resource_documentation,
+        trust_forwarded_headers: raw.trust_forwarded_headers,
+        upstream_timeout,
+    })
+}
+
+fn limits(raw: &RawLimits, report: &mut Report) -> Limits {
+    let max_connections = raw.max_connections.unwrap_or(10_000);
+    if max_connections == 0 {
+        report.error("limits.max_connections", "must be at least 1");
+    }
+    Limits {
+        max_body: report.size("limits.max_body", raw.max_body.as_deref(), 4 << 20),
+        max_header_bytes: report.size(
+            "limits.max_header_bytes",
+            raw.max_header_bytes.as_deref(),
+            64 << 10,
+        ),
+        header_read_timeout: report.duration(
+            "limits.header_read_timeout",
+            raw.header_read_timeout.as_deref(),
+            Duration::from_secs(10),
+        ),
+        max_connections: usize::try_from(max_connections).unwrap_or(usize::MAX),
+        upstream_connect_timeout: report.duration(
+            "limits.upstream_connect_timeout",
+            raw.upstream_connect_timeout.as_deref(),
+            Duration::from_secs(5),
+        ),
+        upstream_timeout: report.duration(
+            "limits.upstream_timeout",
+            raw.upstream_timeout.as_deref(),
+            Duration::from_secs(60),
+        ),
+        jwks_fetch_timeout: report.duration(
+            "limits.jwks_fetch_timeout",
+            raw.jwks_fetch_timeout.as_deref(),
+            Duration::from_secs(5),
+        ),
+        shutdown_grace: report.duration(
+            "limits.shutdown_grace",
+            raw.shutdown_grace.as_deref(),
+            Duration::from_secs(25),
+        ),
+    }
+}
+
+fn upstream(raw: &str, path: &str, report: &mut Report) -> Option<Upstream> {
+    let url = http_url(raw, path, report)?;
+    let Some(host) = url.host_str() else {
+        report.error(path, "must have a host");
+        return None;
+    };
+    let authority = match url.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_owned(),
+    };
+    match url.as_str().parse::<http::Uri>() {
+        Ok(uri) => Some(Upstream {
+            path_and_query: uri
+                .path_and_query()
+                .map_or_else(|| "/".to_owned(), |p| p.as_str().to_owned()),
+            scheme: url.scheme().to_owned(),
+            authority,
+        }),
+        Err(e) => {
+            report.error(path, format!("not a valid URI: {e}"));
+            None
+        }
+    }
+}
+
+fn http_url(raw: &str, path: &str, report: &mut Report) -> Option<Url> {
+    match Url::parse(raw) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.has_host() => Some(u),
+        Ok(_) => {
+            report.error(path, format!("`{raw}` must be an http:// or https:// URL"));
+            None
+        }
+        Err(e) => {
+            report.error(path, format!("`{raw}` is not a URL: {e}"));
+            None
+        }
+    }
+}
+
+fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d == "localhost",
+        None => false,
+    }
+}
+
+/// RFC 6749 §3.3 scope-token, minus nothing: `%x21 / %x23-5B / %x5D-7E`. This
+/// also guarantees scopes can be quoted in `WWW-Authenticate` without escaping.
+pub fn is_scope_token(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| matches!(b, 0x21 | 0x23..=0x5B | 0x5D..=0x7E))
+}
+
+fn algorithm(name: &str) -> Option<Algorithm> {
+    Some(match name {
+        "RS256" => Algorithm::RS256,
+        "RS384" => Algorithm::RS384,
+        "RS512" => Algorithm::RS512,
+        "PS256" => Algorithm::PS256,
+        "PS384" => Algorithm::PS384,
+        "PS512" => Algorithm::PS512,
+        "ES256" => Algorithm::ES256,
+        "ES384" => Algorithm::ES384,
+        "EdDSA" => Algorithm::EdDSA,
+        // HS* would let anyone holding the (public) key mint tokens, and `none`
+        // is no signature at all (RFC 8725 §3.1, §3.2).
+        _ => return None,
+    })
+}
+
+/// Parses `4MiB`, `64KiB`, `1MB`, `512` (bytes).
+fn parse_size(raw: &str) -> Option<usize> {
+    let raw = raw.trim();
+    let split = raw.find(|c: char| !c.is_ascii_digit()).unwrap_or(raw.len());
+    let (digits, unit) = raw.split_at(split);
+    let n: usize = digits.parse().ok()?;
+    let mult: usize = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        "KB" | "kB" => 1_000,
+        "MB" => 1_000_000,
+        "GB" => 1_000_000_000,
+        _ => return None,
+    };
+    n.checked_mul(mult)
+}
+
+/// Resolves `path` against the directory of `config_file`.
+pub fn base_dir(config_file: &Path) -> PathBuf {
+    config_file
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("4MiB"), Some(4 << 20));
+        assert_eq!(parse_size("512"), Some(512));
+        assert_eq!(parse_size("1 KB"), Some(1000));
+        assert_eq!(parse_size("lots"), None);
+        assert_eq!(parse_size("99999999999999999999GiB"), None);
+    }
+
+    #[test]
+    fn scope_tokens() {
+        assert!(is_scope_token("mcp:tools"));
+        assert!(!is_scope_token("a b"));
+        assert!(!is_scope_token("quote\""));
+        assert!(!is_scope_token(""));
+    }
+
+    #[test]
+    fn algorithms_refuse_hmac_and_none() {
+        assert!(algorithm("HS256").is_none());
+        assert!(algorithm("none").is_none());
+        assert_eq!(algorithm("ES256"), Some(Algorithm::ES256));
+    }
+}

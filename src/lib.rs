@@ -1,0 +1,14 @@
+//! mcp-auth-gateway: an OAuth 2.1 resource server in front of unmodified MCP
+//! servers. `ls src/` reads like the request path; see `docs/request-path.md`.
+
+pub mod authn;
+pub mod body;
+pub mod cli;
+pub mod config;
+pub mod devtoken;
+pub mod forward;
+pub mod gateway;
+pub mod reject;
+pub mod server;
+pub mod telemetry;
+pub mod well_known;

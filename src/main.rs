@@ -1,0 +1,89 @@
+//! The `mcp-auth-gateway` binary: parse the command line and dispatch.
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Parser;
+
+use mcp_auth_gateway::cli::{Cli, Command};
+use mcp_auth_gateway::config::{Config, ConfigError};
+use mcp_auth_gateway::{devtoken, server, telemetry};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            let _ = writeln!(std::io::stderr(), "error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    // Both aws-lc-rs and ring may end up in the graph; pin the provider so
+    // rustls never has to guess.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    match cli.command.unwrap_or(Command::Run) {
+        Command::Token(args) => {
+            let token = devtoken::mint(&args)?;
+            writeln!(std::io::stdout(), "{token}")?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Check => {
+            let path = cli.config.context("--config FILE is required")?;
+            match Config::load(&path) {
+                Ok((config, warnings)) => {
+                    let mut out = std::io::stdout().lock();
+                    for w in &warnings {
+                        writeln!(out, "warning: {w}")?;
+                    }
+                    writeln!(
+                        out,
+                        "{}: OK ({} route(s), {} issuer(s))",
+                        path.display(),
+                        config.routes.len(),
+                        config.issuers.len()
+                    )?;
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    report(&path, &e);
+                    Ok(ExitCode::FAILURE)
+                }
+            }
+        }
+        Command::Run => {
+            let path = cli.config.context("--config FILE is required")?;
+            telemetry::init(cli.log_format);
+            let config = match Config::load(&path) {
+                Ok((config, warnings)) => {
+                    for w in warnings {
+                        tracing::warn!(problem = %w, "config warning");
+                    }
+                    config
+                }
+                Err(e) => {
+                    report(&path, &e);
+                    return Ok(ExitCode::FAILURE);
+                }
+            };
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("starting the async runtime")?;
+            runtime.block_on(server::run(Arc::new(config)))?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn report(path: &std::path::Path, e: &ConfigError) {
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(err, "{}: invalid configuration", path.display());
+    for line in e.to_string().lines() {
+        let _ = writeln!(err, "  - {line}");
+    }
+}

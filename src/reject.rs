@@ -1,0 +1,215 @@
+//! Errors → HTTP. The only place that builds error responses.
+//!
+//! Every rejection maps to one documented status and a short, stable JSON body
+//! (`{"error", "error_description"}`) that never echoes token contents.
+//! Challenges follow RFC 6750 §3 and the MCP authorization spec: every value
+//! quoted, no `"` or `\` inside a value (scopes are validated at load), and a
+//! fixed parameter order so the header is byte-identical for the same request.
+
+use http::header::{ALLOW, CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
+use http::{HeaderValue, Response, StatusCode};
+
+use crate::authn::AuthnError;
+use crate::body::{self, Body};
+use crate::forward::ForwardError;
+
+/// Why the gateway refuses a request.
+#[derive(Debug, thiserror::Error)]
+pub enum Rejection {
+    /// No route has this path.
+    #[error("no route for this path")]
+    NoRoute,
+    /// The route exists but not for this HTTP method.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// Authentication failed.
+    #[error(transparent)]
+    Authn(#[from] AuthnError),
+    /// The token lacks scopes this operation needs.
+    #[error("insufficient scope")]
+    InsufficientScope {
+        /// Every scope the operation needs, sorted.
+        required: Vec<String>,
+    },
+    /// The request body exceeds the configured cap.
+    #[error("request body exceeds {limit} bytes")]
+    BodyTooLarge {
+        /// The cap in bytes.
+        limit: usize,
+    },
+    /// The request body could not be read.
+    #[error("request body could not be read")]
+    BodyRead,
+    /// The upstream failed.
+    #[error(transparent)]
+    Forward(#[from] ForwardError),
+}
+
+/// What a `WWW-Authenticate` challenge needs to know about the route.
+pub struct Challenge<'a> {
+    /// Absolute URL of the route's protected-resource metadata.
+    pub resource_metadata: &'a str,
+    /// The route's base scopes, advertised on 401.
+    pub scopes: &'a [String],
+}
+
+impl Rejection {
+    /// The HTTP status for this rejection.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Rejection::NoRoute => StatusCode::NOT_FOUND,
+            Rejection::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Rejection::Authn(e) => match e {
+                AuthnError::MultipleAuthorization | AuthnError::TokenInQuery => StatusCode::BAD_REQUEST,
+                AuthnError::KeysUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+                _ => StatusCode::UNAUTHORIZED,
+            },
+            Rejection::InsufficientScope { .. } => StatusCode::FORBIDDEN,
+            Rejection::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Rejection::BodyRead => StatusCode::BAD_REQUEST,
+            Rejection::Forward(ForwardError::Timeout(_)) => StatusCode::GATEWAY_TIMEOUT,
+            Rejection::Forward(_) => StatusCode::BAD_GATEWAY,
+        }
+    }
+
+    /// The OAuth/gateway error code and the short description sent to clients.
+    fn code_and_description(&self) -> (&'static str, String) {
+        match self {
+            Rejection::NoRoute => ("not_found", "no MCP endpoint at this path".into()),
+            Rejection::MethodNotAllowed => ("method_not_allowed", "use POST, GET or DELETE".into()),
+            Rejection::Authn(AuthnError::Missing) => ("invalid_request", "a bearer token is required".into()),
+            Rejection::Authn(e @ (AuthnError::MultipleAuthorization | AuthnError::TokenInQuery)) => {
+                ("invalid_request", e.to_string())
+            }
+            Rejection::Authn(AuthnError::KeysUnavailable { .. }) => (
+                "temporarily_unavailable",
+                "the issuer's signing keys are not available yet; retry later".into(),
+            ),
+            Rejection::Authn(e) => ("invalid_token", e.to_string()),
+            Rejection::InsufficientScope { .. } => (
+                "insufficient_scope",
+                "the token lacks a scope this operation requires".into(),
+            ),
+            Rejection::BodyTooLarge { limit } => ("payload_too_large", format!("request body exceeds {limit} bytes")),
+            Rejection::BodyRead => ("invalid_request", "request body could not be read".into()),
+            Rejection::Forward(ForwardError::Timeout(_)) => ("upstream_timeout", "the MCP server did not answer in time".into()),
+            Rejection::Forward(_) => ("upstream_unavailable", "the MCP server could not be reached".into()),
+        }
+    }
+
+    /// A short, stable label for logs and metrics.
+    pub fn reason(&self) -> String {
+        match self {
+            Rejection::Forward(e) => e.to_string(),
+            other => other.code_and_description().1,
+        }
+    }
+}
+
+/// Builds the response for `rejection`. `challenge` is the route's metadata,
+/// when the request reached a route.
+pub fn respond(rejection: &Rejection, challenge: Option<&Challenge<'_>>) -> Response<Body> {
+    let status = rejection.status();
+    let (code, description) = rejection.code_and_description();
+    let json = serde_json::json!({ "error": code, "error_description": description });
+    let mut resp = Response::new(body::full(json.to_string()));
+    *resp.status_mut() = status;
+    let h = resp.headers_mut();
+    h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+
+    let www_error = match rejection {
+        Rejection::Authn(AuthnError::Missing) => Some(None),
+        Rejection::Authn(AuthnError::MultipleAuthorization | AuthnError::TokenInQuery) => Some(Some("invalid_request")),
+        Rejection::Authn(AuthnError::KeysUnavailable { .. }) => None,
+        Rejection::Authn(_) => Some(Some("invalid_token")),
+        Rejection::InsufficientScope { .. } => Some(Some("insufficient_scope")),
+        _ => None,
+    };
+    if let (Some(error), Some(challenge)) = (www_error, challenge) {
+        let scopes: &[String] = match rejection {
+            Rejection::InsufficientScope { required } => required,
+            _ => challenge.scopes,
+        };
+        if let Ok(v) = HeaderValue::from_str(&www_authenticate(error, scopes, challenge.resource_metadata)) {
+            h.insert(WWW_AUTHENTICATE, v);
+        }
+    }
+    match rejection {
+        Rejection::MethodNotAllowed => {
+            h.insert(ALLOW, HeaderValue::from_static("GET, POST, DELETE"));
+        }
+        Rejection::Authn(AuthnError::KeysUnavailable { .. }) => {
+            h.insert(RETRY_AFTER, HeaderValue::from_static("5"));
+        }
+        _ => {}
+    }
+    resp
+}
+
+/// `Bearer [error="…", ][scope="…", ]resource_metadata="…"`. Parameter order is
+/// fixed; scopes are joined in the order given (callers sort them).
+pub fn www_authenticate(error: Option<&str>, scopes: &[String], resource_metadata: &str) -> String {
+    let mut out = String::from("Bearer ");
+    if let Some(error) = error {
+        out.push_str(&format!("error=\"{error}\", "));
+    }
+    if !scopes.is_empty() {
+        out.push_str(&format!("scope=\"{}\", ", scopes.join(" ")));
+    }
+    out.push_str(&format!("resource_metadata=\"{resource_metadata}\""));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PRM: &str = "https://gw.example.com/.well-known/oauth-protected-resource/mcp";
+
+    fn header(r: &Rejection, scopes: &[String]) -> Option<String> {
+        let c = Challenge {
+            resource_metadata: PRM,
+            scopes,
+        };
+        respond(r, Some(&c))
+            .headers()
+            .get(WWW_AUTHENTICATE)
+            .map(|v| v.to_str().unwrap().to_owned())
+    }
+
+    #[test]
+    fn missing_token_has_no_error_code() {
+        let h = header(&Rejection::Authn(AuthnError::Missing), &[]).unwrap();
+        assert_eq!(h, format!("Bearer resource_metadata=\"{PRM}\""));
+    }
+
+    #[test]
+    fn invalid_token_with_route_scopes() {
+        let scopes = vec!["mcp:read".to_owned(), "mcp:tools".to_owned()];
+        let h = header(&Rejection::Authn(AuthnError::Expired), &scopes).unwrap();
+        assert_eq!(
+            h,
+            format!("Bearer error=\"invalid_token\", scope=\"mcp:read mcp:tools\", resource_metadata=\"{PRM}\"")
+        );
+    }
+
+    #[test]
+    fn insufficient_scope_names_every_required_scope() {
+        let r = Rejection::InsufficientScope {
+            required: vec!["a".into(), "b".into()],
+        };
+        let h = header(&r, &[]).unwrap();
+        assert_eq!(h, format!("Bearer error=\"insufficient_scope\", scope=\"a b\", resource_metadata=\"{PRM}\""));
+        assert_eq!(respond(&r, None).status(), StatusCode::FORBIDDEN);
+    }
+
+    #[test]
+    fn keys_unavailable_is_503_with_retry_after_and_no_challenge() {
+        let r = Rejection::Authn(AuthnError::KeysUnavailable { issuer: "x".into() });
+        assert!(header(&r, &[]).is_none());
+        let resp = respond(&r, None);
+        assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(resp.headers().contains_key(RETRY_AFTER));
+    }
+}

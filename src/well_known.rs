@@ -1,0 +1,127 @@
+//! Stage 3: what the gateway answers itself, with no token: RFC 9728
+//! protected-resource metadata, `/healthz` and `/readyz`.
+//!
+//! The metadata's `resource` is always the configured canonical URI, never
+//! derived from the request: a wrong `resource` is the most common way a
+//! gateway breaks OAuth discovery. Fields are only those RFC 9728 defines, and
+//! empty ones are omitted.
+
+use http::header::{ACCESS_CONTROL_ALLOW_ORIGIN, CACHE_CONTROL, CONTENT_TYPE};
+use http::{HeaderMap, HeaderValue, Method, Response, StatusCode};
+use serde::Serialize;
+
+use crate::body::{self, Body};
+use crate::config::{Config, Route};
+use crate::reject::Rejection;
+
+/// The RFC 9728 well-known prefix.
+pub const PRM_PREFIX: &str = "/.well-known/oauth-protected-resource";
+
+/// How long clients may cache the metadata.
+const METADATA_MAX_AGE: &str = "public, max-age=3600";
+
+/// RFC 9728 §2 protected-resource metadata.
+#[derive(Serialize)]
+struct Metadata<'a> {
+    resource: &'a str,
+    authorization_servers: &'a [String],
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    scopes_supported: &'a [String],
+    bearer_methods_supported: [&'static str; 1],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    resource_name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    resource_documentation: Option<&'a str>,
+}
+
+/// Answers `/.well-known/…`, `/healthz` and `/readyz`; `None` for every other path.
+pub fn respond(method: &Method, path: &str, config: &Config, ready: bool) -> Option<Result<Response<Body>, Rejection>> {
+    let kind = if path == "/healthz" {
+        Page::Health
+    } else if path == "/readyz" {
+        Page::Ready
+    } else if let Some(route) = metadata_route(path, config) {
+        Page::Metadata(route)
+    } else if path.starts_with("/.well-known/") {
+        return Some(Err(Rejection::NoRoute));
+    } else {
+        return None;
+    };
+    if method != Method::GET && method != Method::HEAD {
+        return Some(Err(Rejection::MethodNotAllowed));
+    }
+    Some(Ok(match kind {
+        Page::Health => text(StatusCode::OK, "ok\n"),
+        Page::Ready if ready => text(StatusCode::OK, "ready\n"),
+        Page::Ready => text(StatusCode::SERVICE_UNAVAILABLE, "not ready: signing keys not loaded for every issuer\n"),
+        Page::Metadata(route) => metadata(route),
+    }))
+}
+
+enum Page<'a> {
+    Health,
+    Ready,
+    Metadata(&'a Route),
+}
+
+/// The route whose metadata lives at `path`. The root document belongs to the
+/// first route; each route also answers at its RFC 9728 path (built from its
+/// `resource`) and at the well-known prefix + its public path.
+fn metadata_route<'a>(path: &str, config: &'a Config) -> Option<&'a Route> {
+    let suffix = path.strip_prefix(PRM_PREFIX)?;
+    if suffix.is_empty() {
+        return config.routes.first().map(AsRef::as_ref);
+    }
+    config
+        .routes
+        .iter()
+        .find(|r| r.metadata_path == path || r.path == suffix)
+        .map(AsRef::as_ref)
+}
+
+fn metadata(route: &Route) -> Response<Body> {
+    let doc = Metadata {
+        resource: &route.resource,
+        authorization_servers: &route.authorization_servers,
+        scopes_supported: &route.scopes_supported,
+        bearer_methods_supported: ["header"],
+        resource_name: route.resource_name.as_deref(),
+        resource_documentation: route.resource_documentation.as_deref(),
+    };
+    let json = serde_json::to_vec(&doc).unwrap_or_default();
+    let mut resp = Response::new(body::full(json));
+    let h = resp.headers_mut();
+    h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    h.insert(CACHE_CONTROL, HeaderValue::from_static(METADATA_MAX_AGE));
+    // Public document; browser-based MCP clients fetch it cross-origin.
+    h.insert(ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    resp
+}
+
+fn text(status: StatusCode, msg: &'static str) -> Response<Body> {
+    let mut resp = Response::new(body::full(msg));
+    *resp.status_mut() = status;
+    resp.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    resp.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+/// The absolute metadata URL for challenges on `route`. It is built from the
+/// configured `resource`'s origin, or, when the route opts in, from
+/// `X-Forwarded-Proto`/`X-Forwarded-Host` set by a trusted front proxy.
+pub fn metadata_url(route: &Route, headers: &HeaderMap) -> String {
+    if route.trust_forwarded_headers {
+        let get = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(|v| v.split(',').next().unwrap_or(v).trim())
+                .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\'))
+        };
+        if let (Some(proto @ ("http" | "https")), Some(host)) = (get("x-forwarded-proto"), get("x-forwarded-host")) {
+            return format!("{proto}://{host}{}", route.metadata_path);
+        }
+    }
+    format!("{}{}", route.resource_origin, route.metadata_path)
+}

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs the real MCP test peers (Node + Python) used by the Rust e2e tests.
+# Idempotent and fast (< 1 s) when already installed.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")"
+
+# ---- Node: server-everything, TS SDK client, Node 22 binary -------------------
+if [[ ! -d node_modules || package-lock.json -nt node_modules ]]; then
+  echo "peers/setup.sh: npm ci" >&2
+  npm ci --no-audit --no-fund --loglevel=error >/dev/null
+  touch node_modules  # npm ci may leave the dir mtime older than the lock
+fi
+
+# ---- Python: mcp SDK (FastMCP/MCPServer server + client) ----------------------
+stamp=.venv/.requirements-installed
+if [[ ! -x .venv/bin/python ]]; then
+  echo "peers/setup.sh: creating .venv" >&2
+  rm -rf .venv
+  python3 -m venv .venv
+fi
+if [[ ! -f "$stamp" || requirements.txt -nt "$stamp" ]]; then
+  echo "peers/setup.sh: pip install -r requirements.txt" >&2
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-input -r requirements.txt
+  touch "$stamp"
+fi
