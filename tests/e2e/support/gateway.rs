@@ -1,0 +1,175 @@
+//! The gateway as a real child process on port 0. Ready when its startup line
+//! `listening on <scheme>://<addr>` appears on stderr; stderr is forwarded
+//! with a `[gateway]` prefix; `Drop` kills it.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::issuer::TestIssuer;
+
+/// Builds a gateway config and starts the process.
+pub struct GatewayBuilder {
+    issuers: Vec<String>,
+    routes: Vec<String>,
+    extra: String,
+    tls: Option<(PathBuf, PathBuf)>,
+    dir: tempfile::TempDir,
+}
+
+/// A running gateway.
+pub struct Gateway {
+    child: Child,
+    /// Bound address.
+    pub addr: SocketAddr,
+    /// `http` or `https`.
+    pub scheme: &'static str,
+    /// Everything the gateway wrote to stderr so far.
+    pub log: Arc<Mutex<Vec<String>>>,
+    _dir: tempfile::TempDir,
+}
+
+impl GatewayBuilder {
+    /// An empty builder.
+    pub fn new() -> Self {
+        Self {
+            issuers: Vec::new(),
+            routes: Vec::new(),
+            extra: String::new(),
+            tls: None,
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    /// Trusts `issuer` (its JWKS file or URL).
+    pub fn issuer(mut self, issuer: &TestIssuer) -> Self {
+        self.issuers.push(issuer.config_yaml());
+        self
+    }
+
+    /// Adds a raw YAML issuer entry (indented list item body).
+    pub fn issuer_yaml(mut self, yaml: &str) -> Self {
+        self.issuers.push(yaml.to_owned());
+        self
+    }
+
+    /// Adds a route `path` → `upstream`, resource `resource`, plus extra YAML lines.
+    pub fn route(mut self, path: &str, upstream: &str, resource: &str, extra: &str) -> Self {
+        let mut r = format!("  - path: {path}\n    upstream: {upstream}\n    resource: {resource}\n");
+        for line in extra.lines().filter(|l| !l.trim().is_empty()) {
+            r.push_str(&format!("    {}\n", line.trim_start()));
+        }
+        self.routes.push(r);
+        self
+    }
+
+    /// Adds top-level YAML (e.g. a `limits:` block).
+    pub fn extra(mut self, yaml: &str) -> Self {
+        self.extra.push_str(yaml);
+        self.extra.push('\n');
+        self
+    }
+
+    /// Serves HTTPS with these PEM files.
+    pub fn tls(mut self, cert: PathBuf, key: PathBuf) -> Self {
+        self.tls = Some((cert, key));
+        self
+    }
+
+    /// The config file text.
+    pub fn yaml(&self) -> String {
+        let mut y = String::from("listen: 127.0.0.1:0\n");
+        if let Some((cert, key)) = &self.tls {
+            y.push_str(&format!("tls:\n  cert: {}\n  key: {}\n", cert.display(), key.display()));
+        }
+        y.push_str("issuers:\n");
+        for i in &self.issuers {
+            y.push_str(i);
+        }
+        y.push_str("routes:\n");
+        for r in &self.routes {
+            y.push_str(r);
+        }
+        y.push_str(&self.extra);
+        y
+    }
+
+    /// Writes the config and starts the gateway; waits for its startup line.
+    pub fn spawn(self) -> Gateway {
+        let path = self.dir.path().join("gateway.yaml");
+        std::fs::write(&path, self.yaml()).unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_mcp-auth-gateway"))
+            .arg("--config")
+            .arg(&path)
+            .env("RUST_LOG", "info,mcp_auth_gateway=debug")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start the gateway binary");
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("[gateway] {line}");
+                if let Some(url) = line.split("listening on ").nth(1) {
+                    let url = url.split_whitespace().next().unwrap_or_default().to_owned();
+                    if let Some(tx) = tx.take() {
+                        let _ = tx.send(url);
+                    }
+                }
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let url = match rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(url) => url,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("gateway did not print its startup line; log: {:?}", log.lock().unwrap());
+            }
+        };
+        let (scheme, addr) = url.split_once("://").unwrap();
+        Gateway {
+            child,
+            addr: addr.parse().unwrap(),
+            scheme: if scheme == "https" { "https" } else { "http" },
+            log,
+            _dir: self.dir,
+        }
+    }
+}
+
+impl Gateway {
+    /// `scheme://addr{path}`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}://{}{}", self.scheme, self.addr, path)
+    }
+
+    /// Whether any stderr line so far contains `needle`.
+    pub fn logged(&self, needle: &str) -> bool {
+        self.log.lock().unwrap().iter().any(|l| l.contains(needle))
+    }
+
+    /// Waits until `/readyz` answers 200 (keys loaded).
+    pub async fn wait_ready(&self) {
+        for _ in 0..100 {
+            if super::send("GET", &self.url("/readyz"), &[], "").await.status == 200 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("gateway never became ready");
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,140 @@
+//! The real MCP peers, installed from npm and PyPI by `tests/peers/setup.sh`
+//! (lock files pin them): `@modelcontextprotocol/server-everything`, a Python
+//! `mcp` server (`tests/peers/fastmcp_server.py`), and the TS and Python SDK
+//! clients (`ts_client.mjs`, `py_client.py`). A missing install is a test
+//! failure with instructions, never a skip.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// A running peer server; killed on drop.
+pub struct Peer {
+    child: Child,
+    /// Its MCP endpoint URL.
+    pub url: String,
+    /// Its name, for failure messages.
+    pub name: &'static str,
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `tests/peers`, checked to be installed.
+pub fn dir() -> PathBuf {
+    let dir = super::repo_root().join("tests/peers");
+    assert!(
+        dir.join("node_modules/.bin/mcp-server-everything").exists() && dir.join(".venv/bin/python").exists(),
+        "MCP peers are not installed: run `bash tests/peers/setup.sh` (the README's test command does this)"
+    );
+    dir
+}
+
+/// `@modelcontextprotocol/server-everything` in Streamable HTTP mode.
+pub fn server_everything() -> Peer {
+    let port = super::free_port();
+    let mut child = Command::new("node")
+        .arg("node_modules/.bin/mcp-server-everything")
+        .arg("streamableHttp")
+        .current_dir(dir())
+        .env("PORT", port.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start server-everything");
+    wait_for_line(&mut child, false, "listening on port", "server-everything");
+    Peer {
+        child,
+        url: format!("http://127.0.0.1:{port}/mcp"),
+        name: "server-everything",
+    }
+}
+
+/// The Python `mcp` server (`tests/peers/fastmcp_server.py`); `env` adds
+/// switches such as `FASTMCP_JSON_RESPONSE=1`.
+pub fn fastmcp(env: &[(&str, &str)]) -> Peer {
+    let port = super::free_port();
+    let dir = dir();
+    let mut child = Command::new(dir.join(".venv/bin/python"))
+        .arg("fastmcp_server.py")
+        .arg(port.to_string())
+        .current_dir(&dir)
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start the Python mcp server");
+    wait_for_line(&mut child, true, "READY", "fastmcp");
+    Peer {
+        child,
+        url: format!("http://127.0.0.1:{port}/mcp"),
+        name: "python-mcp",
+    }
+}
+
+fn wait_for_line(child: &mut Child, stdout: bool, needle: &str, name: &str) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader: Box<dyn std::io::Read + Send> = if stdout {
+        Box::new(child.stdout.take().unwrap())
+    } else {
+        Box::new(child.stderr.take().unwrap())
+    };
+    let needle = needle.to_owned();
+    let prefix = format!("[{name}]");
+    std::thread::spawn(move || {
+        let mut tx = Some(tx);
+        for line in BufReader::new(reader).lines().map_while(Result::ok) {
+            eprintln!("{prefix} {line}");
+            if line.contains(&needle) {
+                if let Some(tx) = tx.take() {
+                    let _ = tx.send(());
+                }
+            }
+        }
+    });
+    if rx.recv_timeout(Duration::from_secs(30)).is_err() {
+        let _ = child.kill();
+        panic!("{name} did not become ready");
+    }
+}
+
+/// Output of an SDK client run.
+#[derive(Debug)]
+pub struct ClientRun {
+    /// Exit code.
+    pub code: i32,
+    /// Standard output, trimmed.
+    pub stdout: String,
+}
+
+/// Runs the TS SDK client: `node ts_client.mjs <url> <token> <args…>`.
+pub fn ts_client(url: &str, token: &str, args: &[&str], env: &[(&str, &str)]) -> ClientRun {
+    run_client(Command::new("node").arg("ts_client.mjs"), url, token, args, env, "TS SDK client")
+}
+
+/// Runs the Python SDK client: `.venv/bin/python py_client.py <url> <token> <args…>`.
+pub fn py_client(url: &str, token: &str, args: &[&str], env: &[(&str, &str)]) -> ClientRun {
+    let python = dir().join(".venv/bin/python");
+    run_client(Command::new(python).arg("py_client.py"), url, token, args, env, "Python SDK client")
+}
+
+fn run_client(cmd: &mut Command, url: &str, token: &str, args: &[&str], env: &[(&str, &str)], name: &str) -> ClientRun {
+    let out = cmd
+        .arg(url)
+        .arg(token)
+        .args(args)
+        .current_dir(dir())
+        .envs(env.iter().copied())
+        .stderr(Stdio::inherit())
+        .output()
+        .unwrap_or_else(|e| panic!("{name} did not start: {e}"));
+    ClientRun {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).trim().to_owned(),
+    }
+}
