@@ -18,7 +18,13 @@ pub struct Cli {
     #[arg(long, global = true, env = "MCP_GATEWAY_CONFIG")]
     pub config: Option<PathBuf>,
     /// Log format.
-    #[arg(long, global = true, value_enum, default_value = "text", env = "MCP_GATEWAY_LOG_FORMAT")]
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "text",
+        env = "MCP_GATEWAY_LOG_FORMAT"
+    )]
     pub log_format: LogFormat,
 }
 
@@ -30,5 +36,5 @@ pub enum Command {
     /// Validate the config, list every problem, and exit non-zero if any.
     Check,
     /// Mint a signed JWT for local testing.
-    Token(TokenArgs),
+    Token(Box<TokenArgs>),
 }

@@ -70,7 +70,12 @@ pub fn mint(args: &TokenArgs) -> Result<String, TokenError> {
     let (key, alg) = EncodingKey::from_ec_pem(&pem)
         .map(|k| (k, Algorithm::ES256))
         .or_else(|_| EncodingKey::from_rsa_pem(&pem).map(|k| (k, Algorithm::RS256)))
-        .map_err(|e| TokenError::Key(format!("{} is not an EC P-256 or RSA key: {e}", args.key.display())))?;
+        .map_err(|e| {
+            TokenError::Key(format!(
+                "{} is not an EC P-256 or RSA key: {e}",
+                args.key.display()
+            ))
+        })?;
 
     let mut jwk = Jwk::from_encoding_key(&key, alg)?;
     let kid = match &args.kid {
@@ -119,7 +124,8 @@ fn load_or_create_key(path: &Path, alg: &str) -> Result<Vec<u8>, TokenError> {
             } else {
                 &rcgen::PKCS_ECDSA_P256_SHA256
             };
-            let pair = rcgen::KeyPair::generate_for(algorithm).map_err(|e| TokenError::Key(e.to_string()))?;
+            let pair = rcgen::KeyPair::generate_for(algorithm)
+                .map_err(|e| TokenError::Key(e.to_string()))?;
             let pem = pair.serialize_pem();
             write_private(path, pem.as_bytes()).map_err(io)?;
             Ok(pem.into_bytes())
@@ -167,6 +173,10 @@ fn write_jwks(path: &Path, jwk: Jwk) -> Result<(), TokenError> {
 fn rand_u64() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
     h.finish()
 }

@@ -38,7 +38,11 @@ impl Gateway {
     pub fn start(config: Arc<Config>) -> Self {
         let client = forward::client::build(config.limits.upstream_connect_timeout);
         let authn = Authenticator::start(&config, client.clone());
-        Self { config, authn, client }
+        Self {
+            config,
+            authn,
+            client,
+        }
     }
 
     /// Whether every issuer has keys (`/readyz`).
@@ -59,78 +63,96 @@ impl Gateway {
 
         let Some(route) = self.config.route(&path).cloned() else {
             let rejection = Rejection::NoRoute;
-            log(&method, &path, None, &Outcome::default(), Some(&rejection), started, rejection.status());
+            log(
+                &method,
+                &path,
+                None,
+                &Outcome::default(),
+                Some(&rejection),
+                started,
+                rejection.status(),
+            );
             return reject::respond(&rejection, None);
         };
 
+        let (parts, body) = req.into_parts();
         let mut outcome = Outcome::default();
-        let result = self.proxy(req, &route, conn, &mut outcome).await;
-        match result {
+        match self.proxy(&parts, body, &route, conn, &mut outcome).await {
             Ok(resp) => {
-                log(&method, &path, Some(&route), &outcome, None, started, resp.status());
+                log(
+                    &method,
+                    &path,
+                    Some(&route),
+                    &outcome,
+                    None,
+                    started,
+                    resp.status(),
+                );
                 resp
             }
-            Err((rejection, headers)) => {
-                let url = well_known::metadata_url(&route, &headers);
+            Err(rejection) => {
+                let url = well_known::metadata_url(&route, &parts.headers);
                 let challenge = Challenge {
                     resource_metadata: &url,
                     scopes: &route.required_scopes,
                 };
                 let resp = reject::respond(&rejection, Some(&challenge));
-                log(&method, &path, Some(&route), &outcome, Some(&rejection), started, resp.status());
+                log(
+                    &method,
+                    &path,
+                    Some(&route),
+                    &outcome,
+                    Some(&rejection),
+                    started,
+                    resp.status(),
+                );
                 resp
             }
         }
     }
 
-    /// Stages 4 → 7 for a request on `route`. On rejection, returns the
-    /// request headers too, for building the challenge URL.
+    /// Stages 4 → 7 for a request on `route`.
     async fn proxy(
         &self,
-        req: Request<Incoming>,
+        parts: &http::request::Parts,
+        body: Incoming,
         route: &Route,
         conn: ClientConn,
         outcome: &mut Outcome,
-    ) -> Result<Response<Body>, (Rejection, http::HeaderMap)> {
-        let (parts, body) = req.into_parts();
-        let fail = |r: Rejection, parts: &http::request::Parts| Err((r, parts.headers.clone()));
-
+    ) -> Result<Response<Body>, Rejection> {
         if !matches!(parts.method, Method::POST | Method::GET | Method::DELETE) {
-            return fail(Rejection::MethodNotAllowed, &parts);
+            return Err(Rejection::MethodNotAllowed);
         }
 
         // Stage 4: authenticate.
-        let principal = match self.authn.authenticate(&parts.headers, parts.uri.query(), route).await {
-            Ok(p) => p,
-            Err(e) => return fail(e.into(), &parts),
-        };
+        let principal = self
+            .authn
+            .authenticate(&parts.headers, parts.uri.query(), route)
+            .await?;
         let has_base_scopes = principal.has_all(&route.required_scopes);
         outcome.principal = Some(principal);
         if !has_base_scopes {
             let mut required = route.required_scopes.clone();
             required.sort_unstable();
             required.dedup();
-            return fail(Rejection::InsufficientScope { required }, &parts);
+            return Err(Rejection::InsufficientScope { required });
         }
 
         // The body is buffered (capped) so that later stages can inspect it and
         // forward exactly the same bytes.
-        let body = match read_body(body, self.config.limits.max_body).await {
-            Ok(b) => b,
-            Err(r) => return fail(r, &parts),
-        };
+        let body = read_body(body, self.config.limits.max_body).await?;
 
         // Stage 7: forward and stream.
-        forward::forward(&self.client, route, &parts, body, conn)
-            .await
-            .or_else(|e| fail(e.into(), &parts))
+        Ok(forward::forward(&self.client, route, parts, body, conn).await?)
     }
 }
 
 async fn read_body(body: Incoming, limit: usize) -> Result<Bytes, Rejection> {
     match Limited::new(body, limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(Rejection::BodyTooLarge { limit }),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            Err(Rejection::BodyTooLarge { limit })
+        }
         Err(_) => Err(Rejection::BodyRead),
     }
 }
@@ -146,8 +168,14 @@ fn log(
     status: http::StatusCode,
 ) {
     let latency_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
-    let sub = outcome.principal.as_ref().and_then(|p| p.subject.as_deref());
-    let client_id = outcome.principal.as_ref().and_then(|p| p.client_id.as_deref());
+    let sub = outcome
+        .principal
+        .as_ref()
+        .and_then(|p| p.subject.as_deref());
+    let client_id = outcome
+        .principal
+        .as_ref()
+        .and_then(|p| p.client_id.as_deref());
     let route = route.map(|r| r.path.as_str());
     match rejection {
         None => tracing::info!(

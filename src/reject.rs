@@ -60,7 +60,9 @@ impl Rejection {
             Rejection::NoRoute => StatusCode::NOT_FOUND,
             Rejection::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Rejection::Authn(e) => match e {
-                AuthnError::MultipleAuthorization | AuthnError::TokenInQuery => StatusCode::BAD_REQUEST,
+                AuthnError::MultipleAuthorization | AuthnError::TokenInQuery => {
+                    StatusCode::BAD_REQUEST
+                }
                 AuthnError::KeysUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
                 _ => StatusCode::UNAUTHORIZED,
             },
@@ -77,10 +79,12 @@ impl Rejection {
         match self {
             Rejection::NoRoute => ("not_found", "no MCP endpoint at this path".into()),
             Rejection::MethodNotAllowed => ("method_not_allowed", "use POST, GET or DELETE".into()),
-            Rejection::Authn(AuthnError::Missing) => ("invalid_request", "a bearer token is required".into()),
-            Rejection::Authn(e @ (AuthnError::MultipleAuthorization | AuthnError::TokenInQuery)) => {
-                ("invalid_request", e.to_string())
+            Rejection::Authn(AuthnError::Missing) => {
+                ("invalid_request", "a bearer token is required".into())
             }
+            Rejection::Authn(
+                e @ (AuthnError::MultipleAuthorization | AuthnError::TokenInQuery),
+            ) => ("invalid_request", e.to_string()),
             Rejection::Authn(AuthnError::KeysUnavailable { .. }) => (
                 "temporarily_unavailable",
                 "the issuer's signing keys are not available yet; retry later".into(),
@@ -90,10 +94,19 @@ impl Rejection {
                 "insufficient_scope",
                 "the token lacks a scope this operation requires".into(),
             ),
-            Rejection::BodyTooLarge { limit } => ("payload_too_large", format!("request body exceeds {limit} bytes")),
+            Rejection::BodyTooLarge { limit } => (
+                "payload_too_large",
+                format!("request body exceeds {limit} bytes"),
+            ),
             Rejection::BodyRead => ("invalid_request", "request body could not be read".into()),
-            Rejection::Forward(ForwardError::Timeout(_)) => ("upstream_timeout", "the MCP server did not answer in time".into()),
-            Rejection::Forward(_) => ("upstream_unavailable", "the MCP server could not be reached".into()),
+            Rejection::Forward(ForwardError::Timeout(_)) => (
+                "upstream_timeout",
+                "the MCP server did not answer in time".into(),
+            ),
+            Rejection::Forward(_) => (
+                "upstream_unavailable",
+                "the MCP server could not be reached".into(),
+            ),
         }
     }
 
@@ -120,7 +133,9 @@ pub fn respond(rejection: &Rejection, challenge: Option<&Challenge<'_>>) -> Resp
 
     let www_error = match rejection {
         Rejection::Authn(AuthnError::Missing) => Some(None),
-        Rejection::Authn(AuthnError::MultipleAuthorization | AuthnError::TokenInQuery) => Some(Some("invalid_request")),
+        Rejection::Authn(AuthnError::MultipleAuthorization | AuthnError::TokenInQuery) => {
+            Some(Some("invalid_request"))
+        }
         Rejection::Authn(AuthnError::KeysUnavailable { .. }) => None,
         Rejection::Authn(_) => Some(Some("invalid_token")),
         Rejection::InsufficientScope { .. } => Some(Some("insufficient_scope")),
@@ -131,7 +146,11 @@ pub fn respond(rejection: &Rejection, challenge: Option<&Challenge<'_>>) -> Resp
             Rejection::InsufficientScope { required } => required,
             _ => challenge.scopes,
         };
-        if let Ok(v) = HeaderValue::from_str(&www_authenticate(error, scopes, challenge.resource_metadata)) {
+        if let Ok(v) = HeaderValue::from_str(&www_authenticate(
+            error,
+            scopes,
+            challenge.resource_metadata,
+        )) {
             h.insert(WWW_AUTHENTICATE, v);
         }
     }
@@ -190,7 +209,9 @@ mod tests {
         let h = header(&Rejection::Authn(AuthnError::Expired), &scopes).unwrap();
         assert_eq!(
             h,
-            format!("Bearer error=\"invalid_token\", scope=\"mcp:read mcp:tools\", resource_metadata=\"{PRM}\"")
+            format!(
+                "Bearer error=\"invalid_token\", scope=\"mcp:read mcp:tools\", resource_metadata=\"{PRM}\""
+            )
         );
     }
 
@@ -200,7 +221,12 @@ mod tests {
             required: vec!["a".into(), "b".into()],
         };
         let h = header(&r, &[]).unwrap();
-        assert_eq!(h, format!("Bearer error=\"insufficient_scope\", scope=\"a b\", resource_metadata=\"{PRM}\""));
+        assert_eq!(
+            h,
+            format!(
+                "Bearer error=\"insufficient_scope\", scope=\"a b\", resource_metadata=\"{PRM}\""
+            )
+        );
         assert_eq!(respond(&r, None).status(), StatusCode::FORBIDDEN);
     }
 

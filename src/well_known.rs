@@ -35,7 +35,12 @@ struct Metadata<'a> {
 }
 
 /// Answers `/.well-known/…`, `/healthz` and `/readyz`; `None` for every other path.
-pub fn respond(method: &Method, path: &str, config: &Config, ready: bool) -> Option<Result<Response<Body>, Rejection>> {
+pub fn respond(
+    method: &Method,
+    path: &str,
+    config: &Config,
+    ready: bool,
+) -> Option<Result<Response<Body>, Rejection>> {
     let kind = if path == "/healthz" {
         Page::Health
     } else if path == "/readyz" {
@@ -53,7 +58,10 @@ pub fn respond(method: &Method, path: &str, config: &Config, ready: bool) -> Opt
     Some(Ok(match kind {
         Page::Health => text(StatusCode::OK, "ok\n"),
         Page::Ready if ready => text(StatusCode::OK, "ready\n"),
-        Page::Ready => text(StatusCode::SERVICE_UNAVAILABLE, "not ready: signing keys not loaded for every issuer\n"),
+        Page::Ready => text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: signing keys not loaded for every issuer\n",
+        ),
         Page::Metadata(route) => metadata(route),
     }))
 }
@@ -101,9 +109,12 @@ fn metadata(route: &Route) -> Response<Body> {
 fn text(status: StatusCode, msg: &'static str) -> Response<Body> {
     let mut resp = Response::new(body::full(msg));
     *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     resp.headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
-    resp.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     resp
 }
 
@@ -117,9 +128,15 @@ pub fn metadata_url(route: &Route, headers: &HeaderMap) -> String {
                 .get(name)
                 .and_then(|v| v.to_str().ok())
                 .map(|v| v.split(',').next().unwrap_or(v).trim())
-                .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\'))
+                .filter(|v| {
+                    !v.is_empty()
+                        && v.bytes()
+                            .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
+                })
         };
-        if let (Some(proto @ ("http" | "https")), Some(host)) = (get("x-forwarded-proto"), get("x-forwarded-host")) {
+        if let (Some(proto @ ("http" | "https")), Some(host)) =
+            (get("x-forwarded-proto"), get("x-forwarded-host"))
+        {
             return format!("{proto}://{host}{}", route.metadata_path);
         }
     }

@@ -11,7 +11,10 @@ use super::AuthnError;
 
 /// The bearer token from `headers`, or `None` when no bearer credentials were
 /// sent (no header, or another scheme such as Basic).
-pub fn extract<'a>(headers: &'a HeaderMap, query: Option<&str>) -> Result<Option<&'a str>, AuthnError> {
+pub fn extract<'a>(
+    headers: &'a HeaderMap,
+    query: Option<&str>,
+) -> Result<Option<&'a str>, AuthnError> {
     if query.is_some_and(has_access_token_param) {
         return Err(AuthnError::TokenInQuery);
     }
@@ -53,15 +56,17 @@ pub fn parse(value: &str) -> Result<Option<&str>, AuthnError> {
 fn is_b64token(token: &str) -> bool {
     let body = token.trim_end_matches('=');
     !body.is_empty()
-        && body
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/'))
+        && body.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
+        })
 }
 
 fn has_access_token_param(query: &str) -> bool {
-    query
-        .split('&')
-        .any(|pair| pair.split('=').next().is_some_and(|k| k.eq_ignore_ascii_case("access_token")))
+    query.split('&').any(|pair| {
+        pair.split('=')
+            .next()
+            .is_some_and(|k| k.eq_ignore_ascii_case("access_token"))
+    })
 }
 
 #[cfg(test)]
@@ -92,7 +97,15 @@ mod tests {
 
     #[test]
     fn malformed_bearer_is_refused() {
-        for bad in ["Bearer", "Bearer ", "Bearer  abc", "Bearer a b", "Bearer a\"b", "Bearer ==", "Bearer abc "] {
+        for bad in [
+            "Bearer",
+            "Bearer ",
+            "Bearer  abc",
+            "Bearer a b",
+            "Bearer a\"b",
+            "Bearer ==",
+            "Bearer abc ",
+        ] {
             assert!(matches!(parse(bad), Err(AuthnError::Malformed(_))), "{bad}");
         }
     }
@@ -100,14 +113,23 @@ mod tests {
     #[test]
     fn two_headers_are_refused() {
         let h = headers(&["Bearer a", "Bearer b"]);
-        assert!(matches!(extract(&h, None), Err(AuthnError::MultipleAuthorization)));
+        assert!(matches!(
+            extract(&h, None),
+            Err(AuthnError::MultipleAuthorization)
+        ));
     }
 
     #[test]
     fn query_tokens_are_refused_even_with_a_header() {
         let h = headers(&["Bearer a"]);
-        assert!(matches!(extract(&h, Some("x=1&access_token=t")), Err(AuthnError::TokenInQuery)));
-        assert!(matches!(extract(&h, Some("ACCESS_TOKEN")), Err(AuthnError::TokenInQuery)));
+        assert!(matches!(
+            extract(&h, Some("x=1&access_token=t")),
+            Err(AuthnError::TokenInQuery)
+        ));
+        assert!(matches!(
+            extract(&h, Some("ACCESS_TOKEN")),
+            Err(AuthnError::TokenInQuery)
+        ));
         assert_eq!(extract(&h, Some("access_tokens=1")).unwrap(), Some("a"));
     }
 }

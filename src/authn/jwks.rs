@@ -124,7 +124,9 @@ impl KeySet {
             set.keys.push(Key { kid, alg, key });
         }
         if set.keys.is_empty() {
-            return Err(FetchError::Document("JWKS has no usable signing key".into()));
+            return Err(FetchError::Document(
+                "JWKS has no usable signing key".into(),
+            ));
         }
         Ok(set)
     }
@@ -202,7 +204,9 @@ impl KeyStore {
                 tracing::info!(issuer = %self.issuer.issuer, keys = set.len(), "JWKS refetched for unknown kid");
                 self.keys.store(Some(Arc::new(set)));
             }
-            Err(e) => tracing::warn!(issuer = %self.issuer.issuer, error = %e, "JWKS refetch failed; keeping last good keys"),
+            Err(e) => {
+                tracing::warn!(issuer = %self.issuer.issuer, error = %e, "JWKS refetch failed; keeping last good keys")
+            }
         }
         self.keys()
     }
@@ -218,7 +222,9 @@ impl KeyStore {
                         failures = 0;
                         tracing::debug!(issuer = %self.issuer.issuer, keys = set.len(), "JWKS loaded");
                         self.keys.store(Some(Arc::new(set)));
-                        max_age.unwrap_or(DEFAULT_REFRESH).clamp(MIN_REFRESH, MAX_REFRESH)
+                        max_age
+                            .unwrap_or(DEFAULT_REFRESH)
+                            .clamp(MIN_REFRESH, MAX_REFRESH)
                     }
                     Err(e) => {
                         failures = failures.saturating_add(1);
@@ -229,7 +235,8 @@ impl KeyStore {
                             keeping_last_good_keys = level_has_keys,
                             "JWKS fetch failed"
                         );
-                        Duration::from_millis(500u64.saturating_mul(1 << failures.min(6))).min(Duration::from_secs(30))
+                        Duration::from_millis(500u64.saturating_mul(1 << failures.min(6)))
+                            .min(Duration::from_secs(30))
                     }
                 };
                 tokio::time::sleep(wait).await;
@@ -241,10 +248,12 @@ impl KeyStore {
     pub async fn fetch(&self) -> Result<(KeySet, Option<Duration>), FetchError> {
         match &self.issuer.keys {
             KeySource::File(path) => {
-                let doc = tokio::fs::read(path).await.map_err(|source| FetchError::File {
-                    path: path.display().to_string(),
-                    source,
-                })?;
+                let doc = tokio::fs::read(path)
+                    .await
+                    .map_err(|source| FetchError::File {
+                        path: path.display().to_string(),
+                        source,
+                    })?;
                 Ok((KeySet::parse(&doc)?, None))
             }
             KeySource::JwksUri(url) => {
@@ -306,7 +315,11 @@ impl KeyStore {
             .body(body::empty())
             .map_err(|e| err(e.to_string()))?;
         let fetch = async {
-            let resp = self.client.request(req).await.map_err(|e| err(e.to_string()))?;
+            let resp = self
+                .client
+                .request(req)
+                .await
+                .map_err(|e| err(e.to_string()))?;
             if !resp.status().is_success() {
                 return Err(err(format!("status {}", resp.status())));
             }
@@ -349,12 +362,18 @@ fn metadata_urls(issuer: &Url) -> Vec<Url> {
 fn max_age(value: &str) -> Option<Duration> {
     let mut result = None;
     for directive in value.split(',').map(str::trim) {
-        if directive.eq_ignore_ascii_case("no-store") || directive.eq_ignore_ascii_case("no-cache") {
+        if directive.eq_ignore_ascii_case("no-store") || directive.eq_ignore_ascii_case("no-cache")
+        {
             return Some(Duration::ZERO);
         }
         if let Some((name, secs)) = directive.split_once('=') {
             if name.trim().eq_ignore_ascii_case("max-age") {
-                result = secs.trim().trim_matches('"').parse().ok().map(Duration::from_secs);
+                result = secs
+                    .trim()
+                    .trim_matches('"')
+                    .parse()
+                    .ok()
+                    .map(Duration::from_secs);
             }
         }
     }
@@ -367,7 +386,10 @@ mod tests {
 
     #[test]
     fn cache_control_max_age() {
-        assert_eq!(max_age("public, max-age=600"), Some(Duration::from_secs(600)));
+        assert_eq!(
+            max_age("public, max-age=600"),
+            Some(Duration::from_secs(600))
+        );
         assert_eq!(max_age("no-store"), Some(Duration::ZERO));
         assert_eq!(max_age("public"), None);
     }
@@ -375,8 +397,14 @@ mod tests {
     #[test]
     fn discovery_urls_follow_rfc8414_then_oidc() {
         let urls = metadata_urls(&Url::parse("https://idp.example.com/tenant1").unwrap());
-        assert_eq!(urls[0].as_str(), "https://idp.example.com/.well-known/oauth-authorization-server/tenant1");
-        assert_eq!(urls[1].as_str(), "https://idp.example.com/tenant1/.well-known/openid-configuration");
+        assert_eq!(
+            urls[0].as_str(),
+            "https://idp.example.com/.well-known/oauth-authorization-server/tenant1"
+        );
+        assert_eq!(
+            urls[1].as_str(),
+            "https://idp.example.com/tenant1/.well-known/openid-configuration"
+        );
     }
 
     #[test]

@@ -78,7 +78,9 @@ pub async fn verify(
 
     let unverified: Unverified = jsonwebtoken::dangerous::insecure_decode_claims(token)
         .map_err(|_| AuthnError::Malformed("undecodable JWT payload"))?;
-    let store = stores.get(&unverified.iss).ok_or(AuthnError::UnknownIssuer)?;
+    let store = stores
+        .get(&unverified.iss)
+        .ok_or(AuthnError::UnknownIssuer)?;
     let issuer = store.issuer();
     if !issuer.algorithms.contains(&header.alg) {
         return Err(AuthnError::AlgorithmNotAllowed(format!("{:?}", header.alg)));
@@ -138,15 +140,24 @@ fn map_error(kind: ErrorKind) -> AuthnError {
         }
         ErrorKind::MissingRequiredClaim(c) => AuthnError::InvalidClaims(format!("missing `{c}`")),
         ErrorKind::InvalidClaimFormat(c) => AuthnError::InvalidClaims(format!("malformed `{c}`")),
-        ErrorKind::Json(_) => AuthnError::InvalidClaims("claims do not have the expected types".into()),
+        ErrorKind::Json(_) => {
+            AuthnError::InvalidClaims("claims do not have the expected types".into())
+        }
         _ => AuthnError::Malformed("undecodable JWT"),
     }
 }
 
-fn principal(claims: Claims, issuer: &crate::config::Issuer, route: &Route) -> Result<Principal, AuthnError> {
+fn principal(
+    claims: Claims,
+    issuer: &crate::config::Issuer,
+    route: &Route,
+) -> Result<Principal, AuthnError> {
     // jsonwebtoken does not look at `iat`; a token "issued" in the future is forged or broken.
     let now = jsonwebtoken::get_current_timestamp();
-    if claims.iat.is_some_and(|iat| iat > now + issuer.leeway.as_secs()) {
+    if claims
+        .iat
+        .is_some_and(|iat| iat > now + issuer.leeway.as_secs())
+    {
         return Err(AuthnError::NotYetValid);
     }
     let audience_ok = match &claims.aud {

@@ -108,7 +108,11 @@ impl Authenticator {
             .issuers
             .iter()
             .map(|issuer| {
-                let store = KeyStore::new(issuer.clone(), client.clone(), config.limits.jwks_fetch_timeout);
+                let store = KeyStore::new(
+                    issuer.clone(),
+                    client.clone(),
+                    config.limits.jwks_fetch_timeout,
+                );
                 store.clone().spawn_refresh();
                 (issuer.issuer.clone(), store)
             })

@@ -190,7 +190,7 @@ impl Config {
     /// Validates YAML text; relative paths resolve against `base_dir`.
     pub fn from_yaml(text: &str, base_dir: &Path) -> Result<(Config, Vec<Problem>), ConfigError> {
         let raw = file::parse(text).map_err(ConfigError::Shape)?;
-        validate::validate(raw, base_dir).map_err(|(errors, _warnings)| ConfigError::Invalid(errors))
+        validate::validate(raw, base_dir).map_err(ConfigError::Invalid)
     }
 
     /// The route whose public path is exactly `path`.

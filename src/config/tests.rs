@@ -69,22 +69,25 @@ fn unknown_keys_are_errors_with_a_path() {
     let Err(ConfigError::Shape(msg)) = load(&yaml) else {
         panic!("expected shape error");
     };
-    assert!(msg.contains("routes[0]") && msg.contains("upstrem"), "{msg}");
+    assert!(
+        msg.contains("routes[0]") && msg.contains("upstrem"),
+        "{msg}"
+    );
 }
 
 #[test]
 fn duplicate_yaml_keys_are_errors() {
-    let yaml = MINIMAL.replace("listen: 127.0.0.1:0", "listen: 127.0.0.1:0\nlisten: 127.0.0.1:1");
+    let yaml = MINIMAL.replace(
+        "listen: 127.0.0.1:0",
+        "listen: 127.0.0.1:0\nlisten: 127.0.0.1:1",
+    );
     assert!(matches!(load(&yaml), Err(ConfigError::Shape(_))));
 }
 
 #[test]
 fn env_vars_expand_in_values() {
     // SAFETY of the test: a unique variable name, only read by this test.
-    let yaml = MINIMAL.replace(
-        "https://auth.example.com/jwks",
-        "${MCPGW_TEST_UNSET_VAR_7}",
-    );
+    let yaml = MINIMAL.replace("https://auth.example.com/jwks", "${MCPGW_TEST_UNSET_VAR_7}");
     let Err(ConfigError::Shape(msg)) = load(&yaml) else {
         panic!("expected unset variable error");
     };
@@ -93,7 +96,10 @@ fn env_vars_expand_in_values() {
 
 #[test]
 fn relative_jwks_file_resolves_against_config_dir() {
-    let yaml = MINIMAL.replace("jwks_uri: https://auth.example.com/jwks", "jwks_file: keys/jwks.json");
+    let yaml = MINIMAL.replace(
+        "jwks_uri: https://auth.example.com/jwks",
+        "jwks_file: keys/jwks.json",
+    );
     let c = load(&yaml).unwrap();
     let KeySource::File(path) = &c.issuers[0].keys else {
         panic!("expected file");
@@ -105,7 +111,10 @@ fn relative_jwks_file_resolves_against_config_dir() {
 fn bare_origin_resource_has_no_path_suffix() {
     let yaml = MINIMAL.replace("https://mcp.example.com/mcp", "https://mcp.example.com");
     let c = load(&yaml).unwrap();
-    assert_eq!(c.routes[0].metadata_path, "/.well-known/oauth-protected-resource");
+    assert_eq!(
+        c.routes[0].metadata_path,
+        "/.well-known/oauth-protected-resource"
+    );
 }
 
 #[test]

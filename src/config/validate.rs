@@ -60,7 +60,10 @@ impl Report {
             None => default,
             Some(Ok(d)) => d,
             Some(Err(e)) => {
-                self.error(path, format!("invalid duration ({e}); write e.g. `30s` or `5m`"));
+                self.error(
+                    path,
+                    format!("invalid duration ({e}); write e.g. `30s` or `5m`"),
+                );
                 default
             }
         }
@@ -71,7 +74,10 @@ impl Report {
             None => default,
             Some(Some(n)) => n,
             Some(None) => {
-                self.error(path, "invalid size; write e.g. `4MiB`, `64KiB` or `1048576`");
+                self.error(
+                    path,
+                    "invalid size; write e.g. `4MiB`, `64KiB` or `1048576`",
+                );
                 default
             }
         }
@@ -79,17 +85,17 @@ impl Report {
 }
 
 /// Validates `raw`. Relative file paths resolve against `base_dir` (the config
-/// file's directory). Returns the config and its warnings, or every problem.
-pub fn validate(
-    raw: RawConfig,
-    base_dir: &Path,
-) -> Result<(Config, Vec<Problem>), (Vec<Problem>, Vec<Problem>)> {
+/// file's directory). Returns the config and its warnings, or every error.
+pub fn validate(raw: RawConfig, base_dir: &Path) -> Result<(Config, Vec<Problem>), Vec<Problem>> {
     let mut report = Report::default();
 
     let listen = match raw.listen.as_deref() {
         None => SocketAddr::from(([127, 0, 0, 1], 8080)),
         Some(s) => s.parse().unwrap_or_else(|_| {
-            report.error("listen", format!("`{s}` is not host:port (e.g. 0.0.0.0:8443)"));
+            report.error(
+                "listen",
+                format!("`{s}` is not host:port (e.g. 0.0.0.0:8443)"),
+            );
             SocketAddr::from(([127, 0, 0, 1], 8080))
         }),
     };
@@ -129,7 +135,10 @@ pub fn validate(
         .filter_map(|(i, raw)| {
             let path = format!("routes[{i}]");
             if !seen_paths.insert(raw.path.clone()) {
-                report.error(format!("{path}.path"), format!("duplicate route path `{}`", raw.path));
+                report.error(
+                    format!("{path}.path"),
+                    format!("duplicate route path `{}`", raw.path),
+                );
             }
             route(raw, &path, &issuers, &limits, &mut report).map(Arc::new)
         })
@@ -147,7 +156,7 @@ pub fn validate(
             report.warnings,
         ))
     } else {
-        Err((report.errors, report.warnings))
+        Err(report.errors)
     }
 }
 
@@ -157,9 +166,13 @@ fn issuer(raw: RawIssuer, path: &str, base_dir: &Path, report: &mut Report) -> O
             report.error(path, "set either `jwks_uri` or `jwks_file`, not both");
             None
         }
-        (Some(uri), None) => http_url(uri, &format!("{path}.jwks_uri"), report).map(KeySource::JwksUri),
+        (Some(uri), None) => {
+            http_url(uri, &format!("{path}.jwks_uri"), report).map(KeySource::JwksUri)
+        }
         (None, Some(file)) => Some(KeySource::File(base_dir.join(file))),
-        (None, None) => http_url(&raw.issuer, &format!("{path}.issuer"), report).map(KeySource::Discover),
+        (None, None) => {
+            http_url(&raw.issuer, &format!("{path}.issuer"), report).map(KeySource::Discover)
+        }
     };
     if raw.issuer.is_empty() {
         report.error(format!("{path}.issuer"), "must not be empty");
@@ -168,7 +181,10 @@ fn issuer(raw: RawIssuer, path: &str, base_dir: &Path, report: &mut Report) -> O
     let algorithms = match &raw.algorithms {
         None => DEFAULT_ALGORITHMS.to_vec(),
         Some(list) if list.is_empty() => {
-            report.error(format!("{path}.algorithms"), "must list at least one algorithm");
+            report.error(
+                format!("{path}.algorithms"),
+                "must list at least one algorithm",
+            );
             Vec::new()
         }
         Some(list) => list
@@ -194,7 +210,10 @@ fn issuer(raw: RawIssuer, path: &str, base_dir: &Path, report: &mut Report) -> O
         .scope_claims
         .unwrap_or_else(|| vec!["scope".to_owned(), "scp".to_owned()]);
     if scope_claims.is_empty() {
-        report.error(format!("{path}.scope_claims"), "must list at least one claim");
+        report.error(
+            format!("{path}.scope_claims"),
+            "must list at least one claim",
+        );
     }
     let leeway = report.duration(
         &format!("{path}.leeway"),
@@ -202,7 +221,10 @@ fn issuer(raw: RawIssuer, path: &str, base_dir: &Path, report: &mut Report) -> O
         Duration::from_secs(30),
     );
     if leeway > Duration::from_secs(300) {
-        report.warn(format!("{path}.leeway"), "more than 5m of clock skew is unusually lax");
+        report.warn(
+            format!("{path}.leeway"),
+            "more than 5m of clock skew is unusually lax",
+        );
     }
 
     Some(Issuer {
@@ -236,38 +258,6 @@ fn route(
 
     let upstream = upstream(&raw.upstream, &format!("{path}.upstream"), report);
 
-    let resource = Url::parse(&raw.resource).ok().filter(|u| {
-        matches!(u.scheme(), "https" | "http") && u.fragment().is_none() && u.has_host()
-    });
-    let Some(resource_url) = resource else {
-        report.error(
-            format!("{path}.resource"),
-            "must be an absolute http(s) URL without a fragment (RFC 8707), \
-             e.g. https://mcp.example.com/mcp",
-        );
-        return None;
-    };
-    if resource_url.scheme() == "http" && !is_loopback(&resource_url) {
-        report.warn(format!("{path}.resource"), "plain http resource outside loopback");
-    }
-    // RFC 9728 §3.1: the metadata URL inserts the well-known segment between the
-    // resource's origin and its path. A bare origin has no path suffix.
-    let resource_path = match resource_url.path() {
-        "/" => "",
-        p => p,
-    };
-    let metadata_path = format!("{PRM_PREFIX}{resource_path}");
-    let origin = resource_url.origin().ascii_serialization();
-
-    let authorization_servers = if raw.authorization_servers.is_empty() {
-        issuers.iter().map(|i| i.issuer.clone()).collect()
-    } else {
-        raw.authorization_servers
-    };
-
-    let mut audiences = vec![raw.resource.clone()];
-    audiences.extend(raw.audiences.iter().filter(|a| **a != raw.resource).cloned());
-
     for (key, scopes) in [
         ("required_scopes", &raw.required_scopes),
         ("scopes_supported", &raw.scopes_supported),
@@ -287,6 +277,46 @@ fn route(
             "`offline_access` should not be advertised in protected-resource metadata",
         );
     }
+
+    let resource = Url::parse(&raw.resource).ok().filter(|u| {
+        matches!(u.scheme(), "https" | "http") && u.fragment().is_none() && u.has_host()
+    });
+    let Some(resource_url) = resource else {
+        report.error(
+            format!("{path}.resource"),
+            "must be an absolute http(s) URL without a fragment (RFC 8707), \
+             e.g. https://mcp.example.com/mcp",
+        );
+        return None;
+    };
+    if resource_url.scheme() == "http" && !is_loopback(&resource_url) {
+        report.warn(
+            format!("{path}.resource"),
+            "plain http resource outside loopback",
+        );
+    }
+    // RFC 9728 §3.1: the metadata URL inserts the well-known segment between the
+    // resource's origin and its path. A bare origin has no path suffix.
+    let resource_path = match resource_url.path() {
+        "/" => "",
+        p => p,
+    };
+    let metadata_path = format!("{PRM_PREFIX}{resource_path}");
+    let origin = resource_url.origin().ascii_serialization();
+
+    let authorization_servers = if raw.authorization_servers.is_empty() {
+        issuers.iter().map(|i| i.issuer.clone()).collect()
+    } else {
+        raw.authorization_servers
+    };
+
+    let mut audiences = vec![raw.resource.clone()];
+    audiences.extend(
+        raw.audiences
+            .iter()
+            .filter(|a| **a != raw.resource)
+            .cloned(),
+    );
 
     let upstream_timeout = report.duration(
         &format!("{path}.upstream_timeout"),
@@ -403,7 +433,9 @@ fn is_loopback(url: &Url) -> bool {
 /// RFC 6749 §3.3 scope-token, minus nothing: `%x21 / %x23-5B / %x5D-7E`. This
 /// also guarantees scopes can be quoted in `WWW-Authenticate` without escaping.
 pub fn is_scope_token(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(|b| matches!(b, 0x21 | 0x23..=0x5B | 0x5D..=0x7E))
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| matches!(b, 0x21 | 0x23..=0x5B | 0x5D..=0x7E))
 }
 
 fn algorithm(name: &str) -> Option<Algorithm> {

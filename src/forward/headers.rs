@@ -47,7 +47,9 @@ pub fn upstream_request(
             || *name == X_FORWARDED_FOR
             || *name == X_FORWARDED_PROTO
             || *name == X_FORWARDED_HOST
-            || named_in_connection.iter().any(|t| name.as_str().eq_ignore_ascii_case(t));
+            || named_in_connection
+                .iter()
+                .any(|t| name.as_str().eq_ignore_ascii_case(t));
         if !drop {
             out.append(name.clone(), value.clone());
         }
@@ -76,7 +78,11 @@ pub fn downstream_response(headers: &mut HeaderMap) {
     let is_sse = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("text/event-stream"));
+        .is_some_and(|v| {
+            v.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("text/event-stream")
+        });
     if is_sse {
         // Tell any buffering proxy in front of us (nginx) to pass events through.
         headers.insert(X_ACCEL_BUFFERING, HeaderValue::from_static("no"));
@@ -132,7 +138,10 @@ routes: [{path: /mcp, upstream: "http://127.0.0.1:3001/mcp", resource: "https://
             ("mcp-param-region", "eu"),
             ("accept", "application/json, text/event-stream"),
         ] {
-            h.append(HeaderName::from_bytes(k.as_bytes()).unwrap(), HeaderValue::from_static(v));
+            h.append(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_static(v),
+            );
         }
         let conn = ClientConn {
             peer: "10.0.0.7:5555".parse().unwrap(),
@@ -146,7 +155,13 @@ routes: [{path: /mcp, upstream: "http://127.0.0.1:3001/mcp", resource: "https://
         assert_eq!(out["x-forwarded-for"], "10.0.0.7");
         assert_eq!(out["x-forwarded-proto"], "https");
         assert_eq!(out["x-forwarded-host"], "gw.example.com");
-        for kept in ["mcp-session-id", "mcp-protocol-version", "last-event-id", "mcp-param-region", "accept"] {
+        for kept in [
+            "mcp-session-id",
+            "mcp-protocol-version",
+            "last-event-id",
+            "mcp-param-region",
+            "accept",
+        ] {
             assert_eq!(out[kept], h[kept], "{kept}");
         }
     }
@@ -154,8 +169,14 @@ routes: [{path: /mcp, upstream: "http://127.0.0.1:3001/mcp", resource: "https://
     #[test]
     fn sse_responses_disable_proxy_buffering() {
         let mut h = HeaderMap::new();
-        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
-        h.insert(header::TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/event-stream"),
+        );
+        h.insert(
+            header::TRANSFER_ENCODING,
+            HeaderValue::from_static("chunked"),
+        );
         downstream_response(&mut h);
         assert_eq!(h["x-accel-buffering"], "no");
         assert!(h.get(header::TRANSFER_ENCODING).is_none());

@@ -82,7 +82,10 @@ pub async fn forward(
 
     let (mut parts, body) = resp.into_parts();
     headers::downstream_response(&mut parts.headers);
-    Ok(Response::from_parts(parts, body.map_err(Into::into).boxed()))
+    Ok(Response::from_parts(
+        parts,
+        body.map_err(Into::into).boxed(),
+    ))
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {

@@ -53,7 +53,11 @@ pub async fn run(config: Arc<Config>) -> Result<(), ServeError> {
     let shutdown = signal::shutdown();
     tokio::pin!(shutdown);
 
-    tracing::info!(routes = config.routes.len(), issuers = config.issuers.len(), "listening on {scheme}://{local}");
+    tracing::info!(
+        routes = config.routes.len(),
+        issuers = config.issuers.len(),
+        "listening on {scheme}://{local}"
+    );
 
     loop {
         // Waiting for a permit before accepting applies back-pressure: past the
@@ -90,10 +94,16 @@ pub async fn run(config: Arc<Config>) -> Result<(), ServeError> {
 
     drop(listener);
     let grace = config.limits.shutdown_grace;
-    tracing::info!(grace_secs = grace.as_secs(), "shutting down: no longer accepting, draining");
+    tracing::info!(
+        grace_secs = grace.as_secs(),
+        "shutting down: no longer accepting, draining"
+    );
     match tokio::time::timeout(grace, graceful.shutdown()).await {
         Ok(()) => tracing::info!(drained = true, "all connections finished"),
-        Err(_) => tracing::warn!(drained = false, "grace period over; closing remaining connections"),
+        Err(_) => tracing::warn!(
+            drained = false,
+            "grace period over; closing remaining connections"
+        ),
     }
     Ok(())
 }

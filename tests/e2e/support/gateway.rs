@@ -58,7 +58,8 @@ impl GatewayBuilder {
 
     /// Adds a route `path` → `upstream`, resource `resource`, plus extra YAML lines.
     pub fn route(mut self, path: &str, upstream: &str, resource: &str, extra: &str) -> Self {
-        let mut r = format!("  - path: {path}\n    upstream: {upstream}\n    resource: {resource}\n");
+        let mut r =
+            format!("  - path: {path}\n    upstream: {upstream}\n    resource: {resource}\n");
         for line in extra.lines().filter(|l| !l.trim().is_empty()) {
             r.push_str(&format!("    {}\n", line.trim_start()));
         }
@@ -83,7 +84,11 @@ impl GatewayBuilder {
     pub fn yaml(&self) -> String {
         let mut y = String::from("listen: 127.0.0.1:0\n");
         if let Some((cert, key)) = &self.tls {
-            y.push_str(&format!("tls:\n  cert: {}\n  key: {}\n", cert.display(), key.display()));
+            y.push_str(&format!(
+                "tls:\n  cert: {}\n  key: {}\n",
+                cert.display(),
+                key.display()
+            ));
         }
         y.push_str("issuers:\n");
         for i in &self.issuers {
@@ -130,7 +135,10 @@ impl GatewayBuilder {
             Ok(url) => url,
             Err(_) => {
                 let _ = child.kill();
-                panic!("gateway did not print its startup line; log: {:?}", log.lock().unwrap());
+                panic!(
+                    "gateway did not print its startup line; log: {:?}",
+                    log.lock().unwrap()
+                );
             }
         };
         let (scheme, addr) = url.split_once("://").unwrap();
@@ -158,7 +166,11 @@ impl Gateway {
     /// Waits until `/readyz` answers 200 (keys loaded).
     pub async fn wait_ready(&self) {
         for _ in 0..100 {
-            if super::send("GET", &self.url("/readyz"), &[], "").await.status == 200 {
+            if super::send("GET", &self.url("/readyz"), &[], "")
+                .await
+                .status
+                == 200
+            {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;

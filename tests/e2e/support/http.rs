@@ -20,13 +20,20 @@ pub struct Reply {
 impl Reply {
     /// A header as a string ("" when absent).
     pub fn header(&self, name: &str) -> &str {
-        self.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("")
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
     }
 
     /// The body parsed as JSON.
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("body is not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "body is not JSON ({e}): {}",
+                String::from_utf8_lossy(&self.body)
+            )
+        })
     }
 
     /// The body as text.
@@ -38,7 +45,10 @@ impl Reply {
 /// Sends a request over plain HTTP.
 pub async fn send(method: &str, url: &str, headers: &[(&str, &str)], body: &str) -> Reply {
     let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
-    let resp = client.request(request(method, url, headers, body)).await.expect("request failed");
+    let resp = client
+        .request(request(method, url, headers, body))
+        .await
+        .expect("request failed");
     buffer(resp).await
 }
 
@@ -55,21 +65,35 @@ pub async fn send_tls(
     use rustls_pki_types::pem::PemObject;
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let mut roots = rustls::RootCertStore::empty();
-    roots.add(CertificateDer::from_pem_slice(ca_pem.as_bytes()).unwrap()).unwrap();
-    let tls = rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
-    let builder = hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(tls).https_only();
+    roots
+        .add(CertificateDer::from_pem_slice(ca_pem.as_bytes()).unwrap())
+        .unwrap();
+    let tls = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let builder = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_only();
     let connector = if http2 {
         builder.enable_http2().build()
     } else {
         builder.enable_http1().build()
     };
     let client = Client::builder(TokioExecutor::new()).build::<_, Full<Bytes>>(connector);
-    let resp = client.request(request(method, url, headers, body)).await.expect("TLS request failed");
+    let resp = client
+        .request(request(method, url, headers, body))
+        .await
+        .expect("TLS request failed");
     let version = resp.version();
     (buffer(resp).await, version)
 }
 
-fn request(method: &str, url: &str, headers: &[(&str, &str)], body: &str) -> http::Request<Full<Bytes>> {
+fn request(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> http::Request<Full<Bytes>> {
     let mut req = http::Request::builder().method(method).uri(url);
     for (k, v) in headers {
         req = req.header(*k, *v);
@@ -93,5 +117,8 @@ pub async fn open_stream(
     body: &str,
 ) -> http::Response<hyper::body::Incoming> {
     let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
-    client.request(request("POST", url, headers, body)).await.expect("request failed")
+    client
+        .request(request("POST", url, headers, body))
+        .await
+        .expect("request failed")
 }

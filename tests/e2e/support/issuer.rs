@@ -95,7 +95,11 @@ impl TestIssuer {
 
     /// The issuer entry for the gateway config.
     pub fn config_yaml(&self) -> String {
-        format!("  - issuer: {}\n    jwks_file: {}\n", self.iss, self.jwks_path.display())
+        format!(
+            "  - issuer: {}\n    jwks_file: {}\n",
+            self.iss,
+            self.jwks_path.display()
+        )
     }
 
     /// Standard claims for `aud` and `scope`, valid for an hour.

@@ -1,7 +1,7 @@
 //! Test harness: the gateway as a real process, a test issuer, HTTP helpers,
 //! an in-test recording upstream, and the real MCP peers from npm and PyPI.
 
-#![allow(dead_code, reason = "each test binary module uses a different subset")]
+#![expect(dead_code, reason = "helpers kept for tests that use only part of the harness")]
 
 pub mod gateway;
 pub mod http;

@@ -29,7 +29,8 @@ impl Drop for Peer {
 pub fn dir() -> PathBuf {
     let dir = super::repo_root().join("tests/peers");
     assert!(
-        dir.join("node_modules/.bin/mcp-server-everything").exists() && dir.join(".venv/bin/python").exists(),
+        dir.join("node_modules/.bin/mcp-server-everything").exists()
+            && dir.join(".venv/bin/python").exists(),
         "MCP peers are not installed: run `bash tests/peers/setup.sh` (the README's test command does this)"
     );
     dir
@@ -114,16 +115,37 @@ pub struct ClientRun {
 
 /// Runs the TS SDK client: `node ts_client.mjs <url> <token> <args…>`.
 pub fn ts_client(url: &str, token: &str, args: &[&str], env: &[(&str, &str)]) -> ClientRun {
-    run_client(Command::new("node").arg("ts_client.mjs"), url, token, args, env, "TS SDK client")
+    run_client(
+        Command::new("node").arg("ts_client.mjs"),
+        url,
+        token,
+        args,
+        env,
+        "TS SDK client",
+    )
 }
 
 /// Runs the Python SDK client: `.venv/bin/python py_client.py <url> <token> <args…>`.
 pub fn py_client(url: &str, token: &str, args: &[&str], env: &[(&str, &str)]) -> ClientRun {
     let python = dir().join(".venv/bin/python");
-    run_client(Command::new(python).arg("py_client.py"), url, token, args, env, "Python SDK client")
+    run_client(
+        Command::new(python).arg("py_client.py"),
+        url,
+        token,
+        args,
+        env,
+        "Python SDK client",
+    )
 }
 
-fn run_client(cmd: &mut Command, url: &str, token: &str, args: &[&str], env: &[(&str, &str)], name: &str) -> ClientRun {
+fn run_client(
+    cmd: &mut Command,
+    url: &str,
+    token: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+    name: &str,
+) -> ClientRun {
     let out = cmd
         .arg(url)
         .arg(token)

@@ -57,7 +57,9 @@ impl Upstream {
         let record = seen.clone();
         let task = tokio::spawn(async move {
             loop {
-                let Ok((stream, _)) = listener.accept().await else { return };
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
                 let record = record.clone();
                 let behavior = behavior.clone();
                 tokio::spawn(async move {
@@ -66,7 +68,11 @@ impl Upstream {
                         let behavior = behavior.clone();
                         async move {
                             let (parts, body) = req.into_parts();
-                            let body = body.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+                            let body = body
+                                .collect()
+                                .await
+                                .map(|c| c.to_bytes())
+                                .unwrap_or_default();
                             record.lock().unwrap().push(Seen {
                                 method: parts.method.to_string(),
                                 uri: parts.uri.to_string(),
@@ -137,8 +143,10 @@ fn json() -> http::Response<Body> {
     http::Response::builder()
         .header("content-type", "application/json")
         .body(
-            http_body_util::Full::new(Bytes::from_static(br#"{"jsonrpc":"2.0","id":1,"result":{"ok":true}}"#))
-                .boxed(),
+            http_body_util::Full::new(Bytes::from_static(
+                br#"{"jsonrpc":"2.0","id":1,"result":{"ok":true}}"#,
+            ))
+            .boxed(),
         )
         .unwrap()
 }

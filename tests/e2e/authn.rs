@@ -1,0 +1,295 @@
+//! Bearer token validation: every 401 shape, key rotation, and failing closed
+//! when keys are unavailable. The upstream records what reaches it, so each
+//! test also proves that refused requests never got there.
+
+use jsonwebtoken::{Algorithm, Header};
+use serde_json::json;
+
+use crate::support::issuer::{hs256_confusion, unsigned};
+use crate::support::upstream::{Behavior, Upstream};
+use crate::support::{GatewayBuilder, TestIssuer, send};
+use crate::{ISS, PRM_URL, RESOURCE};
+
+const INIT: &str = r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#;
+
+async fn setup() -> (TestIssuer, Upstream, crate::support::Gateway) {
+    let issuer = TestIssuer::new(ISS);
+    let upstream = Upstream::start(Behavior::Json).await;
+    let gw = GatewayBuilder::new()
+        .issuer(&issuer)
+        .route(
+            "/mcp",
+            &upstream.url(),
+            RESOURCE,
+            "audiences: [legacy-api-id]",
+        )
+        .spawn();
+    gw.wait_ready().await;
+    (issuer, upstream, gw)
+}
+
+async fn post(gw: &crate::support::Gateway, auth: Option<&str>) -> crate::support::Reply {
+    let mut headers = vec![("content-type", "application/json")];
+    let value;
+    if let Some(a) = auth {
+        value = a.to_owned();
+        headers.push(("authorization", &value));
+    }
+    send("POST", &gw.url("/mcp"), &headers, INIT).await
+}
+
+#[tokio::test]
+async fn missing_token_gets_a_challenge_without_error_code() {
+    let (_issuer, upstream, gw) = setup().await;
+    let r = post(&gw, None).await;
+    assert_eq!(r.status, 401);
+    assert_eq!(
+        r.header("www-authenticate"),
+        format!("Bearer resource_metadata=\"{PRM_URL}\"")
+    );
+    assert_eq!(r.json()["error"], "invalid_request");
+    // Another scheme is "no bearer credentials" too (RFC 6750 §3.1).
+    let r = post(&gw, Some("Basic dXNlcjpwYXNz")).await;
+    assert_eq!(r.status, 401);
+    assert!(!r.header("www-authenticate").contains("error="));
+    assert_eq!(upstream.count(), 0);
+}
+
+#[tokio::test]
+async fn every_bad_token_gets_401_invalid_token_and_never_reaches_upstream() {
+    let (issuer, upstream, gw) = setup().await;
+    let now = jsonwebtoken::get_current_timestamp();
+    let good = issuer.claims(RESOURCE, "");
+    let with = |patch: serde_json::Value| {
+        let mut c = good.clone();
+        for (k, v) in patch.as_object().unwrap() {
+            if v.is_null() {
+                c.as_object_mut().unwrap().remove(k);
+            } else {
+                c[k] = v.clone();
+            }
+        }
+        c
+    };
+    let mut unknown_kid = Header::new(Algorithm::ES256);
+    unknown_kid.kid = Some("never-published".into());
+    let other = TestIssuer::new(ISS);
+    let good_token = issuer.sign(&good);
+    let (head, rest) = good_token.split_once('.').unwrap();
+    let (payload, _sig) = rest.split_once('.').unwrap();
+    let tampered = format!(
+        "{head}.{}.{}",
+        crate::support::issuer::b64(with(json!({"sub": "mallory"})).to_string().as_bytes()),
+        _sig
+    );
+
+    let cases: Vec<(&str, String)> = vec![
+        ("malformed", "Bearer not-a-jwt".into()),
+        ("two segments", format!("Bearer {head}.{payload}")),
+        (
+            "expired",
+            format!("Bearer {}", issuer.sign(&with(json!({"exp": now - 3600})))),
+        ),
+        (
+            "not yet valid",
+            format!("Bearer {}", issuer.sign(&with(json!({"nbf": now + 3600})))),
+        ),
+        (
+            "issued in the future",
+            format!("Bearer {}", issuer.sign(&with(json!({"iat": now + 3600})))),
+        ),
+        (
+            "wrong audience",
+            format!(
+                "Bearer {}",
+                issuer.sign(&with(json!({"aud": "https://other.example.test/mcp"})))
+            ),
+        ),
+        (
+            "no audience",
+            format!("Bearer {}", issuer.sign(&with(json!({"aud": null})))),
+        ),
+        (
+            "wrong issuer",
+            format!(
+                "Bearer {}",
+                issuer.sign(&with(json!({"iss": "https://evil.example.test"})))
+            ),
+        ),
+        (
+            "issuer with trailing slash",
+            format!(
+                "Bearer {}",
+                issuer.sign(&with(json!({"iss": format!("{ISS}/")})))
+            ),
+        ),
+        (
+            "no exp",
+            format!("Bearer {}", issuer.sign(&with(json!({"exp": null})))),
+        ),
+        (
+            "bad signature (other key, same kid)",
+            format!("Bearer {}", other.sign(&good)),
+        ),
+        ("tampered payload", format!("Bearer {tampered}")),
+        ("alg none", format!("Bearer {}", unsigned(&good))),
+        (
+            "HS256 with the RSA public key",
+            format!("Bearer {}", hs256_confusion(&issuer, &good)),
+        ),
+        (
+            "unknown kid",
+            format!("Bearer {}", issuer.sign_header(&unknown_kid, &good)),
+        ),
+    ];
+    for (name, auth) in &cases {
+        let r = post(&gw, Some(auth)).await;
+        assert_eq!(r.status, 401, "{name}: {}", r.text());
+        assert_eq!(
+            r.header("www-authenticate"),
+            format!("Bearer error=\"invalid_token\", resource_metadata=\"{PRM_URL}\""),
+            "{name}"
+        );
+        assert_eq!(r.json()["error"], "invalid_token", "{name}");
+        assert!(
+            !r.text().contains(auth.trim_start_matches("Bearer ")),
+            "{name}: body echoes the token"
+        );
+    }
+    assert_eq!(
+        upstream.count(),
+        0,
+        "a refused request reached the upstream"
+    );
+
+    // The same claims, correctly signed, pass; so does an extra configured audience
+    // and an `aud` array that contains the resource.
+    for token in [
+        good_token.clone(),
+        issuer.sign(&with(json!({"aud": "legacy-api-id"}))),
+        issuer.sign(&with(
+            json!({"aud": ["https://other.example.test", RESOURCE]}),
+        )),
+        issuer.sign_with(&issuer.keys[1], &good),
+    ] {
+        let r = post(&gw, Some(&format!("Bearer {token}"))).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    assert_eq!(upstream.count(), 4);
+    assert!(!gw.logged(&good_token), "a token was logged");
+}
+
+#[tokio::test]
+async fn query_tokens_and_duplicate_headers_are_bad_requests() {
+    let (issuer, upstream, gw) = setup().await;
+    let token = issuer.token(RESOURCE, "");
+    let auth = format!("Bearer {token}");
+    let r = send(
+        "POST",
+        &gw.url(&format!("/mcp?access_token={token}")),
+        &[("authorization", &auth)],
+        INIT,
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    assert!(
+        r.header("www-authenticate")
+            .starts_with("Bearer error=\"invalid_request\"")
+    );
+    let r = send(
+        "POST",
+        &gw.url("/mcp"),
+        &[("authorization", &auth), ("authorization", &auth)],
+        INIT,
+    )
+    .await;
+    assert_eq!(r.status, 400);
+    assert_eq!(upstream.count(), 0);
+}
+
+#[tokio::test]
+async fn rotated_keys_are_picked_up_without_restart() {
+    let (mut issuer, upstream, gw) = setup().await;
+    let claims = issuer.claims(RESOURCE, "");
+    let new_key = issuer.rotate("k2");
+    let mut header = Header::new(Algorithm::ES256);
+    header.typ = Some("at+jwt".into());
+    header.kid = Some(new_key.kid.clone());
+    let token = jsonwebtoken::encode(&header, &claims, &new_key.key).unwrap();
+    let r = post(&gw, Some(&format!("Bearer {token}"))).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(upstream.count(), 1);
+    assert!(gw.logged("JWKS refetched for unknown kid"));
+}
+
+#[tokio::test]
+async fn route_scopes_are_required_and_advertised() {
+    let issuer = TestIssuer::new(ISS);
+    let upstream = Upstream::start(Behavior::Json).await;
+    let gw = GatewayBuilder::new()
+        .issuer(&issuer)
+        .route(
+            "/mcp",
+            &upstream.url(),
+            RESOURCE,
+            "required_scopes: [mcp:tools, mcp:basic]",
+        )
+        .spawn();
+    gw.wait_ready().await;
+    let r = post(&gw, None).await;
+    assert_eq!(
+        r.header("www-authenticate"),
+        format!("Bearer scope=\"mcp:tools mcp:basic\", resource_metadata=\"{PRM_URL}\"")
+    );
+    let r = post(
+        &gw,
+        Some(&format!("Bearer {}", issuer.token(RESOURCE, "mcp:tools"))),
+    )
+    .await;
+    assert_eq!(r.status, 403);
+    let challenge = r.header("www-authenticate").to_owned();
+    assert_eq!(
+        challenge,
+        format!(
+            "Bearer error=\"insufficient_scope\", scope=\"mcp:basic mcp:tools\", resource_metadata=\"{PRM_URL}\""
+        )
+    );
+    // Byte-identical for the same request.
+    let again = post(
+        &gw,
+        Some(&format!("Bearer {}", issuer.token(RESOURCE, "mcp:tools"))),
+    )
+    .await;
+    assert_eq!(again.header("www-authenticate"), challenge);
+    assert_eq!(upstream.count(), 0);
+    let r = post(
+        &gw,
+        Some(&format!(
+            "Bearer {}",
+            issuer.token(RESOURCE, "mcp:basic mcp:tools extra")
+        )),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+}
+
+#[tokio::test]
+async fn unreachable_jwks_fails_closed_with_503() {
+    let issuer = TestIssuer::new(ISS);
+    let upstream = Upstream::start(Behavior::Json).await;
+    let dead = crate::support::free_port();
+    let gw = GatewayBuilder::new()
+        .issuer_yaml(&format!(
+            "  - issuer: {ISS}\n    jwks_uri: http://127.0.0.1:{dead}/jwks\n"
+        ))
+        .route("/mcp", &upstream.url(), RESOURCE, "")
+        .spawn();
+    let r = post(&gw, Some(&format!("Bearer {}", issuer.token(RESOURCE, "")))).await;
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert!(!r.header("retry-after").is_empty());
+    assert!(
+        r.header("www-authenticate").is_empty(),
+        "a 503 must not blame the token"
+    );
+    assert_eq!(upstream.count(), 0);
+}

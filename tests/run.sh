@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The whole test suite, on a fresh machine: installs the real MCP peers
+# (pinned by tests/peers/package-lock.json and requirements.txt), checks
+# formatting and lints, then runs every unit and end-to-end test.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+echo "==> installing test peers (npm + PyPI, pinned)"
+bash tests/peers/setup.sh
+
+echo "==> cargo fmt --check"
+cargo fmt --all -- --check
+
+echo "==> cargo clippy"
+cargo clippy --all-targets --quiet -- -D warnings
+
+echo "==> cargo test"
+cargo test --all-targets
