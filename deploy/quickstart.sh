@@ -70,7 +70,7 @@ curl -s "${H[@]}" -H "Mcp-Session-Id: $SESSION" -H 'MCP-Protocol-Version: 2025-0
 curl -s "${H[@]}" -H "Mcp-Session-Id: $SESSION" -H 'MCP-Protocol-Version: 2025-06-18' "$GW/mcp" \
   -d '{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"echo","arguments":{"message":"hello through the gateway"}}}' | grep '^data:'
 echo
-echo "--- 4. The upstream never saw the token: the gateway strips Authorization."
+echo "(The gateway stripped the Authorization header before forwarding: MCP forbids token passthrough.)"
 echo
 echo "Token (1h): $STATE/token   Gateway log: $STATE/gateway.log"
 echo "Try:  curl -i -H \"Authorization: Bearer \$(cat $STATE/token)\" -H 'Content-Type: application/json' \\"

@@ -8,6 +8,7 @@ pub mod config;
 pub mod devtoken;
 pub mod forward;
 pub mod gateway;
+pub mod jsonrpc;
 pub mod reject;
 pub mod server;
 pub mod telemetry;

@@ -1,0 +1,157 @@
+use http::{HeaderMap, HeaderValue};
+use serde_json::json;
+
+use super::*;
+
+const LIMITS: ParseLimits = ParseLimits {
+    max_depth: 32,
+    max_batch: 16,
+};
+
+fn one(body: &str) -> RpcCall {
+    match parse(body.as_bytes(), LIMITS).unwrap() {
+        Envelope::Single(c) => c,
+        Envelope::Batch(_) => panic!("expected a single message"),
+    }
+}
+
+fn err(body: &str) -> JsonRpcError {
+    parse(body.as_bytes(), LIMITS).unwrap_err()
+}
+
+#[test]
+fn reads_targets_of_every_targeted_method() {
+    let c = one(r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"x":[1,{"y":2}]}}}"#);
+    assert_eq!(c.method(), "tools/call");
+    assert_eq!(c.id, Some(json!(1)));
+    assert_eq!(c.target, Target::Tool("echo".into()));
+    for m in ["resources/read", "resources/subscribe", "resources/unsubscribe"] {
+        let c = one(&format!(r#"{{"jsonrpc":"2.0","id":"a","method":"{m}","params":{{"uri":"file:///x"}}}}"#));
+        assert_eq!(c.target, Target::Resource("file:///x".into()), "{m}");
+    }
+    let c = one(r#"{"jsonrpc":"2.0","id":1,"method":"prompts/get","params":{"name":"summarize"}}"#);
+    assert_eq!(c.target, Target::Prompt("summarize".into()));
+    let c = one(r#"{"jsonrpc":"2.0","id":1,"method":"completion/complete","params":{"ref":{"type":"ref/prompt","name":"p"},"argument":{"name":"a","value":"b"}}}"#);
+    assert_eq!(c.target, Target::Prompt("p".into()));
+    let c = one(r#"{"jsonrpc":"2.0","id":1,"method":"completion/complete","params":{"ref":{"type":"ref/resource","uri":"db://x/{id}"}}}"#);
+    assert_eq!(c.target, Target::Resource("db://x/{id}".into()));
+    let c = one(r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#);
+    assert_eq!(c.target, Target::None);
+}
+
+#[test]
+fn unicode_escapes_are_decoded_before_matching() {
+    let c = one(r#"{"jsonrpc":"2.0","id":1,"m\u0065thod":"tools\u002fcall","params":{"n\u0061me":"admin\u005freset"}}"#);
+    assert_eq!(c.method(), "tools/call");
+    assert_eq!(c.target, Target::Tool("admin_reset".into()));
+}
+
+#[test]
+fn duplicate_keys_at_any_depth_are_refused() {
+    for body in [
+        r#"{"jsonrpc":"2.0","id":1,"method":"tools/list","method":"tools/call","params":{"name":"x"}}"#,
+        r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"ok","name":"admin"}}"#,
+        r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"ok","arguments":{"a":1,"a":2}}}"#,
+        r#"{"jsonrpc":"2.0","id":1,"method":"tools\/call","method":"ping","params":{"name":"x"}}"#,
+        r#"{"jsonrpc":"2.0","id":1,"method":"ping","meth\u006fd":"tools/call"}"#,
+    ] {
+        assert!(matches!(err(body), JsonRpcError::Invalid(m) if m.contains("duplicate")), "{body}");
+    }
+}
+
+#[test]
+fn not_json_rpc_is_refused() {
+    for body in [
+        "",
+        "null",
+        "42",
+        "\u{feff}{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"}",
+        r#"{"id":1,"method":"ping"}"#,
+        r#"{"jsonrpc":"1.0","id":1,"method":"ping"}"#,
+        r#"{"jsonrpc":"2.0","id":1,"method":7}"#,
+        r#"{"jsonrpc":"2.0","id":{"a":1},"method":"ping"}"#,
+        r#"{"jsonrpc":"2.0","id":1}"#,
+        r#"{"jsonrpc":"2.0","id":1,"result":{},"error":{}}"#,
+        r#"{"jsonrpc":"2.0","id":1,"method":"ping","result":{}}"#,
+        r#"{"jsonrpc":"2.0","id":1,"method":"ping"} trailing"#,
+        r#"{"jsonrpc":"2.0","id":1,"method":"ping""#,
+        "[1]",
+    ] {
+        assert!(parse(body.as_bytes(), LIMITS).is_err(), "{body:?}");
+    }
+}
+
+#[test]
+fn targeted_methods_need_a_string_target() {
+    assert!(matches!(err(r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{}}"#), JsonRpcError::MissingTarget(..)));
+    assert!(matches!(err(r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":["echo"]}}"#), JsonRpcError::MissingTarget(..)));
+    assert!(matches!(err(r#"{"jsonrpc":"2.0","id":1,"method":"resources/read"}"#), JsonRpcError::MissingTarget(..)));
+    assert!(matches!(err(r#"{"jsonrpc":"2.0","id":1,"method":"completion/complete","params":{"ref":{"type":"ref/other"}}}"#), JsonRpcError::MissingTarget(..)));
+    let long = format!(r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"{}"}}}}"#, "a".repeat(MAX_TARGET_LEN + 1));
+    assert_eq!(err(&long), JsonRpcError::TargetTooLong);
+}
+
+#[test]
+fn notifications_responses_and_ids() {
+    let c = one(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#);
+    assert_eq!((c.id, c.target), (None, Target::None));
+    let c = one(r#"{"jsonrpc":"2.0","id":"s-1","result":{"roots":[]}}"#);
+    assert_eq!(c.method, None);
+    let c = one(r#"{"jsonrpc":"2.0","id":null,"method":"ping"}"#);
+    assert_eq!(c.id, Some(serde_json::Value::Null));
+    let c = one(r#"{"jsonrpc":"2.0","id":1.5e3,"method":"ping"}"#);
+    assert_eq!(c.id, Some(json!(1500.0)));
+}
+
+#[test]
+fn batches_are_read_element_by_element_and_bounded() {
+    let b = parse(
+        br#"[{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a"}},{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"b"}}]"#,
+        LIMITS,
+    )
+    .unwrap();
+    let targets: Vec<_> = b.calls().iter().map(|c| c.target.clone()).collect();
+    assert_eq!(targets, vec![Target::Tool("a".into()), Target::Tool("b".into())]);
+    assert_eq!(err("[]"), JsonRpcError::EmptyBatch);
+    let big = format!("[{}]", vec![r#"{"jsonrpc":"2.0","method":"ping","id":1}"#; 17].join(","));
+    assert!(matches!(err(&big), JsonRpcError::Invalid(m) if m.contains("batch")));
+    // A duplicate inside any element refuses the whole batch.
+    assert!(parse(br#"[{"jsonrpc":"2.0","id":1,"method":"ping"},{"jsonrpc":"2.0","id":2,"id":3,"method":"ping"}]"#, LIMITS).is_err());
+}
+
+#[test]
+fn deep_nesting_is_refused() {
+    let deep = format!(
+        r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"x","arguments":{}{}}}}}"#,
+        "[".repeat(40),
+        "]".repeat(40)
+    );
+    assert!(matches!(err(&deep), JsonRpcError::Invalid(m) if m.contains("nesting")));
+}
+
+fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    for (k, v) in pairs {
+        h.append(*k, HeaderValue::from_str(v).unwrap());
+    }
+    h
+}
+
+#[test]
+fn mcp_method_and_name_headers_must_match_the_body() {
+    let env = parse(br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"get_weather"}}"#, LIMITS).unwrap();
+    assert!(check_headers(&headers(&[]), &env).is_ok());
+    assert!(check_headers(&headers(&[("mcp-method", "tools/call"), ("mcp-name", "get_weather")]), &env).is_ok());
+    // "get_weather" in base64.
+    assert!(check_headers(&headers(&[("mcp-name", "=?base64?Z2V0X3dlYXRoZXI=?=")]), &env).is_ok());
+    assert_eq!(
+        check_headers(&headers(&[("mcp-method", "tools/list")]), &env),
+        Err(JsonRpcError::HeaderMismatch("Mcp-Method"))
+    );
+    assert_eq!(
+        check_headers(&headers(&[("mcp-name", "echo")]), &env),
+        Err(JsonRpcError::HeaderMismatch("Mcp-Name"))
+    );
+    assert!(check_headers(&headers(&[("mcp-name", "=?base64?!!?=")]), &env).is_err());
+    assert!(check_headers(&headers(&[("mcp-method", "tools/call"), ("mcp-method", "tools/call")]), &env).is_err());
+}
