@@ -1,6 +1,7 @@
 //! The orchestrator: one request through the stages, in order.
 //!
-//! 3 well-known → route → 4 authenticate → read body → 7 forward. Each stage
+//! 3 well-known → route → 4 authenticate → read body → 5 JSON-RPC envelope →
+//! 6 authorize → 7 forward → 8 filter lists. Each stage
 //! is a plain function with typed inputs and outputs; this file only wires
 //! them and writes the one log event per request. Nothing reaches the
 //! upstream unless every earlier stage returned `Ok`.
@@ -14,10 +15,12 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 
 use crate::authn::{Authenticator, Principal};
+use crate::authz::{self, CallDecision, Decision, DenyMode};
+use crate::jsonrpc::{self, Envelope, RpcCall, Target};
 use crate::body::Body;
 use crate::config::{Config, Route};
 use crate::forward::{self, ClientConn, HttpClient};
-use crate::reject::{self, Challenge, Rejection};
+use crate::reject::{self, Challenge, Denied, Rejection};
 use crate::well_known;
 
 /// Shared state for every request: the config snapshot and its services.
@@ -31,6 +34,8 @@ pub struct Gateway {
 #[derive(Default)]
 struct Outcome {
     principal: Option<Principal>,
+    /// The authorized JSON-RPC calls of a POST.
+    calls: Vec<RpcCall>,
 }
 
 impl Gateway {
@@ -142,9 +147,79 @@ impl Gateway {
         // forward exactly the same bytes.
         let body = read_body(body, self.config.limits.max_body).await?;
 
+        // Stages 5 + 6: read the JSON-RPC envelope and authorize every call in it.
+        // GET (the SSE stream) and DELETE (end session) carry no call: the route's
+        // scopes, checked above, are all they need.
+        if parts.method == Method::POST {
+            let limits = jsonrpc::ParseLimits {
+                max_depth: self.config.limits.max_json_depth,
+                max_batch: self.config.limits.max_batch,
+            };
+            let envelope = jsonrpc::parse(&body, limits)?;
+            jsonrpc::check_headers(&parts.headers, &envelope)?;
+            let principal = outcome.principal.as_ref().ok_or(Rejection::BodyRead)?;
+            outcome.calls = authorize(route, principal, envelope)?;
+        }
+
         // Stage 7: forward and stream.
         Ok(forward::forward(&self.client, route, parts, body, conn).await?)
     }
+}
+
+/// Stage 6: decide, write the audit events, and turn a denial into a rejection.
+fn authorize(route: &Route, principal: &Principal, envelope: Envelope) -> Result<Vec<RpcCall>, Rejection> {
+    let policy = route.policy.as_ref();
+    let (decision, per_call) = authz::decide(policy, &route.required_scopes, &principal.scopes, &envelope);
+    for (call, d) in envelope.calls().iter().zip(&per_call) {
+        audit(route, principal, call, d);
+    }
+    let calls = match envelope {
+        Envelope::Single(c) => vec![c],
+        Envelope::Batch(cs) => cs,
+    };
+    match decision {
+        Decision::Allow => Ok(calls),
+        Decision::Deny { index, unlisted, required } => {
+            let ids = calls.iter().filter_map(|c| c.id.clone()).collect();
+            let call = calls.into_iter().nth(index).ok_or(Rejection::BodyRead)?;
+            Err(Rejection::Denied(Box::new(Denied {
+                mode: policy.map_or(DenyMode::Challenge, |p| p.on_insufficient_scope),
+                call,
+                unlisted,
+                required,
+                ids,
+            })))
+        }
+    }
+}
+
+/// One audit event per authorization decision. Never logs arguments or tokens.
+fn audit(route: &Route, principal: &Principal, call: &RpcCall, d: &CallDecision) {
+    let (tool, resource, prompt) = match &call.target {
+        Target::Tool(n) => (Some(n.as_str()), None, None),
+        Target::Resource(u) => (None, Some(u.as_str()), None),
+        Target::Prompt(n) => (None, None, Some(n.as_str())),
+        Target::None => (None, None, None),
+    };
+    let decision = if d.allowed() {
+        "allow"
+    } else if d.unlisted {
+        "deny_unlisted"
+    } else {
+        "deny_scope"
+    };
+    tracing::info!(
+        target: "mcp_auth_gateway::audit",
+        route = %route.path,
+        sub = principal.subject.as_deref(),
+        client_id = principal.client_id.as_deref(),
+        method = call.method(),
+        tool, resource, prompt,
+        rule = d.rule.as_deref(),
+        decision,
+        missing_scopes = %d.missing.join(" "),
+        "authorization"
+    );
 }
 
 async fn read_body(body: Incoming, limit: usize) -> Result<Bytes, Rejection> {
@@ -177,10 +252,15 @@ fn log(
         .as_ref()
         .and_then(|p| p.client_id.as_deref());
     let route = route.map(|r| r.path.as_str());
+    let rpc_method = match outcome.calls.as_slice() {
+        [one] => one.method(),
+        [] => "",
+        _ => "batch",
+    };
     match rejection {
         None => tracing::info!(
             target: "mcp_auth_gateway::request",
-            route, http.method = %method, path, status = status.as_u16(), latency_us, sub, client_id,
+            route, http.method = %method, path, rpc.method = rpc_method, status = status.as_u16(), latency_us, sub, client_id,
             "request"
         ),
         Some(r) => tracing::info!(

@@ -96,6 +96,16 @@ impl RpcCall {
     }
 }
 
+impl Target {
+    /// The tool/prompt name or resource URI.
+    pub fn name(&self) -> Option<&str> {
+        match self {
+            Target::None => None,
+            Target::Tool(s) | Target::Resource(s) | Target::Prompt(s) => Some(s),
+        }
+    }
+}
+
 impl Envelope {
     /// The messages, one or many.
     pub fn calls(&self) -> &[RpcCall] {

@@ -10,6 +10,8 @@ use http::header::{ALLOW, CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTI
 use http::{HeaderValue, Response, StatusCode};
 
 use crate::authn::AuthnError;
+use crate::authz::DenyMode;
+use crate::jsonrpc::{JsonRpcError, RpcCall, Target};
 use crate::body::{self, Body};
 use crate::forward::ForwardError;
 
@@ -31,6 +33,12 @@ pub enum Rejection {
         /// Every scope the operation needs, sorted.
         required: Vec<String>,
     },
+    /// The body is not acceptable JSON-RPC (or its MCP headers disagree with it).
+    #[error(transparent)]
+    BadRpc(#[from] JsonRpcError),
+    /// The policy refuses a call in the body.
+    #[error("{}", .0.describe())]
+    Denied(Box<Denied>),
     /// The request body exceeds the configured cap.
     #[error("request body exceeds {limit} bytes")]
     BodyTooLarge {
@@ -43,6 +51,31 @@ pub enum Rejection {
     /// The upstream failed.
     #[error(transparent)]
     Forward(#[from] ForwardError),
+}
+
+/// A policy refusal, with what the response needs to say.
+#[derive(Debug)]
+pub struct Denied {
+    /// How the route answers denials.
+    pub mode: DenyMode,
+    /// The first refused call.
+    pub call: RpcCall,
+    /// Whether it was refused for matching no rule (no scope can fix that).
+    pub unlisted: bool,
+    /// Every scope the body needs, sorted.
+    pub required: Vec<String>,
+    /// Ids of every request in the body, for JSON-RPC error answers.
+    pub ids: Vec<serde_json::Value>,
+}
+
+impl Denied {
+    /// `tools/call \`admin_reset\`` etc., for messages and logs.
+    pub fn describe(&self) -> String {
+        match self.call.target.name() {
+            Some(name) => format!("{} `{}`", self.call.method(), name),
+            None => self.call.method().to_owned(),
+        }
+    }
 }
 
 /// What a `WWW-Authenticate` challenge needs to know about the route.
@@ -67,6 +100,9 @@ impl Rejection {
                 _ => StatusCode::UNAUTHORIZED,
             },
             Rejection::InsufficientScope { .. } => StatusCode::FORBIDDEN,
+            Rejection::BadRpc(_) => StatusCode::BAD_REQUEST,
+            Rejection::Denied(d) if d.mode == DenyMode::JsonRpcError && !d.ids.is_empty() => StatusCode::OK,
+            Rejection::Denied(_) => StatusCode::FORBIDDEN,
             Rejection::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Rejection::BodyRead => StatusCode::BAD_REQUEST,
             Rejection::Forward(ForwardError::Timeout(_)) => StatusCode::GATEWAY_TIMEOUT,
@@ -94,6 +130,9 @@ impl Rejection {
                 "insufficient_scope",
                 "the token lacks a scope this operation requires".into(),
             ),
+            Rejection::BadRpc(e) => ("invalid_request", e.to_string()),
+            Rejection::Denied(d) if d.unlisted => ("forbidden", format!("{} is not permitted on this route", d.describe())),
+            Rejection::Denied(d) => ("insufficient_scope", format!("{} requires a scope the token lacks", d.describe())),
             Rejection::BodyTooLarge { limit } => (
                 "payload_too_large",
                 format!("request body exceeds {limit} bytes"),
@@ -122,6 +161,13 @@ impl Rejection {
 /// Builds the response for `rejection`. `challenge` is the route's metadata,
 /// when the request reached a route.
 pub fn respond(rejection: &Rejection, challenge: Option<&Challenge<'_>>) -> Response<Body> {
+    match rejection {
+        Rejection::BadRpc(e) => return jsonrpc_response(StatusCode::BAD_REQUEST, bad_request_body(e)),
+        Rejection::Denied(d) if d.mode == DenyMode::JsonRpcError && !d.ids.is_empty() => {
+            return jsonrpc_response(StatusCode::OK, denied_body(d));
+        }
+        _ => {}
+    }
     let status = rejection.status();
     let (code, description) = rejection.code_and_description();
     let json = serde_json::json!({ "error": code, "error_description": description });
@@ -139,11 +185,13 @@ pub fn respond(rejection: &Rejection, challenge: Option<&Challenge<'_>>) -> Resp
         Rejection::Authn(AuthnError::KeysUnavailable { .. }) => None,
         Rejection::Authn(_) => Some(Some("invalid_token")),
         Rejection::InsufficientScope { .. } => Some(Some("insufficient_scope")),
+        Rejection::Denied(d) if !d.unlisted => Some(Some("insufficient_scope")),
         _ => None,
     };
     if let (Some(error), Some(challenge)) = (www_error, challenge) {
         let scopes: &[String] = match rejection {
             Rejection::InsufficientScope { required } => required,
+            Rejection::Denied(d) => &d.required,
             _ => challenge.scopes,
         };
         if let Ok(v) = HeaderValue::from_str(&www_authenticate(
@@ -164,6 +212,51 @@ pub fn respond(rejection: &Rejection, challenge: Option<&Challenge<'_>>) -> Resp
         _ => {}
     }
     resp
+}
+
+fn jsonrpc_response(status: StatusCode, body: serde_json::Value) -> Response<Body> {
+    let mut resp = Response::new(body::full(body.to_string()));
+    *resp.status_mut() = status;
+    resp.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+/// JSON-RPC 2.0 §5.1: -32600 Invalid Request, id null (it may be unreadable).
+fn bad_request_body(e: &JsonRpcError) -> serde_json::Value {
+    serde_json::json!({
+        "jsonrpc": "2.0",
+        "id": null,
+        "error": { "code": -32600, "message": format!("Invalid Request: {e}") },
+    })
+}
+
+/// The JSON-RPC error a denied call gets in `jsonrpc_error` mode. Unlisted
+/// targets get the error an MCP server gives for an unknown one, so the
+/// answer does not reveal that the target exists.
+fn denied_error(d: &Denied) -> serde_json::Value {
+    match (&d.call.target, d.unlisted) {
+        (Target::Tool(name), true) => serde_json::json!({ "code": -32602, "message": format!("Unknown tool: {name}") }),
+        (Target::Prompt(name), true) => serde_json::json!({ "code": -32602, "message": format!("Unknown prompt: {name}") }),
+        (Target::Resource(uri), true) => {
+            serde_json::json!({ "code": -32002, "message": "Resource not found", "data": { "uri": uri } })
+        }
+        _ => serde_json::json!({
+            "code": -32003,
+            "message": "insufficient scope",
+            "data": { "required_scopes": d.required },
+        }),
+    }
+}
+
+fn denied_body(d: &Denied) -> serde_json::Value {
+    let error = denied_error(d);
+    let one = |id: &serde_json::Value| serde_json::json!({ "jsonrpc": "2.0", "id": id, "error": error });
+    match d.ids.as_slice() {
+        [id] => one(id),
+        ids => serde_json::Value::Array(ids.iter().map(one).collect()),
+    }
 }
 
 /// `Bearer [error="…", ][scope="…", ]resource_metadata="…"`. Parameter order is

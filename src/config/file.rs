@@ -6,6 +6,8 @@
 //! setting. Values stay loosely typed (durations and URLs are strings) so that
 //! `validate.rs` can report every semantic problem at once, each with its path.
 
+use std::collections::BTreeMap;
+
 use serde::Deserialize;
 
 /// The whole file.
@@ -86,6 +88,63 @@ pub struct RawRoute {
     pub trust_forwarded_headers: bool,
     /// How long to wait for the upstream's response headers.
     pub upstream_timeout: Option<String>,
+    /// Per-tool, per-resource and per-prompt scopes.
+    pub policy: Option<RawPolicy>,
+}
+
+/// `routes[].policy:`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPolicy {
+    /// JSON-RPC method → extra scopes.
+    #[serde(default)]
+    pub methods: BTreeMap<String, Vec<String>>,
+    /// Tool name or glob → scopes.
+    #[serde(default)]
+    pub tools: BTreeMap<String, Vec<String>>,
+    /// Ordered resource rules.
+    #[serde(default)]
+    pub resources: Vec<RawResourceRule>,
+    /// Prompt name or glob → scopes.
+    #[serde(default)]
+    pub prompts: BTreeMap<String, Vec<String>>,
+    /// `deny` (default) or `allow` for targets no rule matches.
+    pub unlisted: Option<RawUnlisted>,
+    /// `challenge` (default) or `jsonrpc_error`.
+    pub on_insufficient_scope: Option<RawDenyMode>,
+    /// Hide unusable entries from list responses (default true).
+    pub filter_lists: Option<bool>,
+}
+
+/// One `resources:` rule.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawResourceRule {
+    /// Glob or level-1 template.
+    pub uri: String,
+    /// Scopes required.
+    #[serde(default)]
+    pub scopes: Vec<String>,
+}
+
+/// `unlisted:`
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RawUnlisted {
+    /// Refuse.
+    Deny,
+    /// Allow.
+    Allow,
+}
+
+/// `on_insufficient_scope:`
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RawDenyMode {
+    /// 403 with a step-up challenge.
+    Challenge,
+    /// 200 with a JSON-RPC error.
+    JsonrpcError,
 }
 
 /// `limits:`
@@ -108,6 +167,12 @@ pub struct RawLimits {
     pub jwks_fetch_timeout: Option<String>,
     /// How long in-flight requests may finish after SIGTERM.
     pub shutdown_grace: Option<String>,
+    /// Deepest JSON nesting accepted in a request body.
+    pub max_json_depth: Option<u64>,
+    /// Most messages accepted in a JSON-RPC batch.
+    pub max_batch: Option<u64>,
+    /// Largest list response (JSON body or one SSE event) buffered for filtering.
+    pub max_filtered_event: Option<String>,
 }
 
 /// Parses YAML text into the raw shapes. Errors carry a path (`routes[0].upstrem`).

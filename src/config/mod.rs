@@ -12,8 +12,11 @@ use std::time::Duration;
 use jsonwebtoken::Algorithm;
 use url::Url;
 
+use crate::authz::Policy;
+
 mod env;
 mod file;
+mod policy;
 mod validate;
 
 pub use validate::is_scope_token;
@@ -97,6 +100,8 @@ pub struct Route {
     pub trust_forwarded_headers: bool,
     /// Time allowed for the upstream's response headers.
     pub upstream_timeout: Duration,
+    /// Per-tool/resource/prompt rules; `None` means only `required_scopes` apply.
+    pub policy: Option<Policy>,
 }
 
 /// A parsed upstream URL.
@@ -129,6 +134,12 @@ pub struct Limits {
     pub jwks_fetch_timeout: Duration,
     /// Drain time after SIGTERM.
     pub shutdown_grace: Duration,
+    /// Deepest JSON nesting in a request body.
+    pub max_json_depth: usize,
+    /// Most messages in a batch.
+    pub max_batch: usize,
+    /// Largest list response buffered for filtering.
+    pub max_filtered_event: usize,
 }
 
 /// One problem (or warning) found in a config file.

@@ -35,20 +35,20 @@ const RESERVED_PATHS: [&str; 2] = ["/healthz", "/readyz"];
 
 /// Collects problems and warnings while walking the raw config.
 #[derive(Default)]
-struct Report {
+pub(super) struct Report {
     errors: Vec<Problem>,
     warnings: Vec<Problem>,
 }
 
 impl Report {
-    fn error(&mut self, path: impl Into<String>, message: impl Into<String>) {
+    pub(super) fn error(&mut self, path: impl Into<String>, message: impl Into<String>) {
         self.errors.push(Problem {
             path: path.into(),
             message: message.into(),
         });
     }
 
-    fn warn(&mut self, path: impl Into<String>, message: impl Into<String>) {
+    pub(super) fn warn(&mut self, path: impl Into<String>, message: impl Into<String>) {
         self.warnings.push(Problem {
             path: path.into(),
             message: message.into(),
@@ -66,6 +66,17 @@ impl Report {
                 );
                 default
             }
+        }
+    }
+
+    fn count(&mut self, path: &str, raw: Option<u64>, default: usize) -> usize {
+        match raw {
+            None => default,
+            Some(0) => {
+                self.error(path, "must be at least 1");
+                default
+            }
+            Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
         }
     }
 
@@ -324,7 +335,12 @@ fn route(
         limits.upstream_timeout,
     );
 
+    let policy = raw
+        .policy
+        .map(|p| super::policy::compile(p, &format!("{path}.policy"), report));
+
     Some(Route {
+        policy: policy.flatten(),
         path: raw.path,
         upstream: upstream?,
         resource: raw.resource,
@@ -378,6 +394,13 @@ fn limits(raw: &RawLimits, report: &mut Report) -> Limits {
             "limits.shutdown_grace",
             raw.shutdown_grace.as_deref(),
             Duration::from_secs(25),
+        ),
+        max_json_depth: report.count("limits.max_json_depth", raw.max_json_depth, 64),
+        max_batch: report.count("limits.max_batch", raw.max_batch, 32),
+        max_filtered_event: report.size(
+            "limits.max_filtered_event",
+            raw.max_filtered_event.as_deref(),
+            4 << 20,
         ),
     }
 }

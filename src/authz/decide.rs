@@ -1,0 +1,113 @@
+//! Stage 6b: the pure decision. (`Policy`, granted scopes, `RpcCall`) → `Decision`.
+//!
+//! The scopes an operation needs are the union of the route's
+//! `required_scopes`, the method's scopes, and the matched tool/resource/prompt
+//! rule's scopes. A call passes only if every one is granted. The rule is
+//! chosen from the call's method and target whether or not the message has an
+//! `id`, so a "notification" cannot smuggle a `tools/call` past a rule.
+
+use crate::jsonrpc::{Envelope, RpcCall, Target};
+
+use super::policy::{Policy, Rule, Unlisted};
+
+/// The verdict for one call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallDecision {
+    /// Every scope the call needs, sorted and deduplicated.
+    pub required: Vec<String>,
+    /// Required scopes the caller lacks, sorted.
+    pub missing: Vec<String>,
+    /// The target matched no rule and the policy denies unlisted targets.
+    pub unlisted: bool,
+    /// The pattern of the rule that matched the target, if any.
+    pub rule: Option<String>,
+}
+
+/// The verdict for a whole body (one call or a batch).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Every call may pass.
+    Allow,
+    /// At least one call may not; the whole body is refused.
+    Deny {
+        /// Index of the first refused call.
+        index: usize,
+        /// Whether any refused call was an unlisted target (not fixable by scopes).
+        unlisted: bool,
+        /// Every scope the body needs (union over the calls), sorted.
+        required: Vec<String>,
+    },
+}
+
+impl CallDecision {
+    /// Whether the call may pass.
+    pub fn allowed(&self) -> bool {
+        !self.unlisted && self.missing.is_empty()
+    }
+}
+
+/// Decides one call. `granted` must be sorted (as in `Principal::scopes`).
+pub fn decide_call(policy: Option<&Policy>, base: &[String], granted: &[String], call: &RpcCall) -> CallDecision {
+    let mut required: Vec<String> = base.to_vec();
+    let mut unlisted = false;
+    let mut rule = None;
+    if let Some(policy) = policy {
+        if let Some(method_scopes) = call.method.as_deref().and_then(|m| policy.methods.get(m)) {
+            required.extend(method_scopes.iter().cloned());
+        }
+        let matched: Option<Option<&Rule>> = match &call.target {
+            Target::None => None,
+            Target::Tool(name) => Some(policy.tools.find(name)),
+            Target::Prompt(name) => Some(policy.prompts.find(name)),
+            Target::Resource(uri) => Some(policy.resources.find(uri)),
+        };
+        match matched {
+            Some(Some(r)) => {
+                required.extend(r.scopes.iter().cloned());
+                rule = Some(r.pattern.clone());
+            }
+            Some(None) => unlisted = policy.unlisted == Unlisted::Deny,
+            None => {}
+        }
+    }
+    required.sort_unstable();
+    required.dedup();
+    let missing = required
+        .iter()
+        .filter(|s| granted.binary_search(s).is_err())
+        .cloned()
+        .collect();
+    CallDecision {
+        required,
+        missing,
+        unlisted,
+        rule,
+    }
+}
+
+/// Decides a whole body: all calls must pass, or the body is refused.
+pub fn decide(policy: Option<&Policy>, base: &[String], granted: &[String], envelope: &Envelope) -> (Decision, Vec<CallDecision>) {
+    let decisions: Vec<CallDecision> = envelope
+        .calls()
+        .iter()
+        .map(|c| decide_call(policy, base, granted, c))
+        .collect();
+    let Some(index) = decisions.iter().position(|d| !d.allowed()) else {
+        return (Decision::Allow, decisions);
+    };
+    let mut required: Vec<String> = decisions.iter().flat_map(|d| d.required.iter().cloned()).collect();
+    required.sort_unstable();
+    required.dedup();
+    let unlisted = decisions.iter().any(|d| d.unlisted);
+    (
+        Decision::Deny {
+            index,
+            unlisted,
+            required,
+        },
+        decisions,
+    )
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,98 @@
+//! Config, phase two for `routes[].policy`: raw rules → compiled [`Policy`],
+//! with every bad pattern or scope reported at its YAML path, and rules that
+//! can never match reported as warnings.
+
+use std::collections::HashMap;
+
+use super::file::{RawDenyMode, RawPolicy, RawUnlisted};
+use super::validate::{Report, is_scope_token};
+use crate::authz::policy::{NameRules, ResourceRules, is_conforming_name_glob};
+use crate::authz::{DenyMode, Policy, Unlisted};
+
+/// Methods a client may send (MCP 2025-06-18 … 2026-07-28); a `methods:` key
+/// outside this list only gets a warning, since servers may add their own.
+const KNOWN_METHODS: &[&str] = &[
+    "initialize", "ping", "tools/list", "tools/call", "resources/list", "resources/templates/list",
+    "resources/read", "resources/subscribe", "resources/unsubscribe", "prompts/list", "prompts/get",
+    "completion/complete", "logging/setLevel", "tasks/get", "tasks/result", "tasks/cancel", "tasks/list",
+    "server/discover", "subscriptions/listen", "notifications/initialized", "notifications/cancelled",
+    "notifications/progress", "notifications/roots/list_changed",
+];
+
+/// Compiles a route's policy; `None` when it has errors (already reported).
+pub(super) fn compile(raw: RawPolicy, path: &str, report: &mut Report) -> Option<Policy> {
+    let mut ok = true;
+    let mut scopes = |where_: String, list: &[String], report: &mut Report| {
+        for (j, s) in list.iter().enumerate() {
+            if !is_scope_token(s) {
+                report.error(format!("{where_}[{j}]"), "a scope is visible ASCII without spaces, `\"` or `\\`");
+                ok = false;
+            }
+        }
+    };
+
+    for (method, list) in &raw.methods {
+        scopes(format!("{path}.methods.{method}"), list, report);
+        if !KNOWN_METHODS.contains(&method.as_str()) {
+            report.warn(format!("{path}.methods.{method}"), "not an MCP method this gateway knows; check the spelling");
+        }
+    }
+    for (name, list) in &raw.tools {
+        scopes(format!("{path}.tools.{name}"), list, report);
+        if !is_conforming_name_glob(name) {
+            report.warn(
+                format!("{path}.tools.{name}"),
+                "can never match a spec-conforming tool name (1-128 of A-Z a-z 0-9 _ - .)",
+            );
+        }
+    }
+    for (name, list) in &raw.prompts {
+        scopes(format!("{path}.prompts.{name}"), list, report);
+    }
+    for (i, rule) in raw.resources.iter().enumerate() {
+        scopes(format!("{path}.resources[{i}].scopes"), &rule.scopes, report);
+    }
+
+    let tools = NameRules::compile(raw.tools.into_iter().collect()).map_err(|errors| {
+        for (pattern, e) in errors {
+            report.error(format!("{path}.tools.{pattern}"), format!("bad glob: {e}"));
+        }
+    });
+    let prompts = NameRules::compile(raw.prompts.into_iter().collect()).map_err(|errors| {
+        for (pattern, e) in errors {
+            report.error(format!("{path}.prompts.{pattern}"), format!("bad glob: {e}"));
+        }
+    });
+    let resources = ResourceRules::compile(raw.resources.into_iter().map(|r| (r.uri, r.scopes)).collect())
+        .map_err(|errors| {
+            for (i, e) in errors {
+                report.error(format!("{path}.resources[{i}].uri"), format!("bad pattern: {e}"));
+            }
+        });
+    if let Ok(resources) = &resources {
+        for i in resources.shadowed() {
+            report.warn(
+                format!("{path}.resources[{i}]"),
+                "can never match: an earlier rule matches every URI this one does (first match wins)",
+            );
+        }
+    }
+    let (Ok(tools), Ok(prompts), Ok(resources), true) = (tools, prompts, resources, ok) else {
+        return None;
+    };
+    Some(Policy {
+        methods: raw.methods.into_iter().collect::<HashMap<_, _>>(),
+        tools,
+        resources,
+        prompts,
+        unlisted: match raw.unlisted {
+            None | Some(RawUnlisted::Deny) => Unlisted::Deny,
+            Some(RawUnlisted::Allow) => Unlisted::Allow,
+        },
+        on_insufficient_scope: match raw.on_insufficient_scope {
+            None | Some(RawDenyMode::Challenge) => DenyMode::Challenge,
+            Some(RawDenyMode::JsonrpcError) => DenyMode::JsonRpcError,
+        },
+        filter_lists: raw.filter_lists.unwrap_or(true),
+    })
+}
