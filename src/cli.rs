@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 use crate::devtoken::TokenArgs;
+use crate::explain::ExplainArgs;
 use crate::telemetry::LogFormat;
 
 /// OAuth 2.1 resource-server gateway for MCP servers.
@@ -37,4 +38,7 @@ pub enum Command {
     Check,
     /// Mint a signed JWT for local testing.
     Token(Box<TokenArgs>),
+    /// Show what the policy decides for one call, e.g.
+    /// `explain --route /mcp --scopes "a b" tools/call get_weather`.
+    Explain(ExplainArgs),
 }

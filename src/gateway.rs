@@ -16,10 +16,11 @@ use hyper::body::Incoming;
 
 use crate::authn::{Authenticator, Principal};
 use crate::authz::{self, CallDecision, Decision, DenyMode};
-use crate::jsonrpc::{self, Envelope, RpcCall, Target};
 use crate::body::Body;
 use crate::config::{Config, Route};
+use crate::filter::{self, ListFilter, ListKind};
 use crate::forward::{self, ClientConn, HttpClient};
+use crate::jsonrpc::{self, Envelope, RpcCall, Target};
 use crate::reject::{self, Challenge, Denied, Rejection};
 use crate::well_known;
 
@@ -121,7 +122,7 @@ impl Gateway {
         &self,
         parts: &http::request::Parts,
         body: Incoming,
-        route: &Route,
+        route: &Arc<Route>,
         conn: ClientConn,
         outcome: &mut Outcome,
     ) -> Result<Response<Body>, Rejection> {
@@ -162,14 +163,71 @@ impl Gateway {
         }
 
         // Stage 7: forward and stream.
-        Ok(forward::forward(&self.client, route, parts, body, conn).await?)
+        let resp = forward::forward(&self.client, route, parts, body, conn).await?;
+
+        // Stage 8: hide list entries the caller could not use.
+        Ok(
+            match list_filter(route, outcome, self.config.limits.max_filtered_event) {
+                Some(f) => filter::filter_response(resp, f).await,
+                None => resp,
+            },
+        )
     }
 }
 
+/// The list filter for a single `*/list` request on a route that filters lists.
+fn list_filter(
+    route: &Arc<Route>,
+    outcome: &Outcome,
+    max_event_bytes: usize,
+) -> Option<ListFilter> {
+    route.policy.as_ref().filter(|p| p.filter_lists)?;
+    let [call] = outcome.calls.as_slice() else {
+        return None;
+    };
+    let kind = ListKind::from_method(call.method())?;
+    let id = call.id.clone()?;
+    let granted = outcome.principal.as_ref()?.scopes.clone();
+    let route = route.clone();
+    // An entry is visible when the call that uses it would be allowed.
+    let allow: filter::Allow = Arc::new(move |kind: ListKind, key: &str| {
+        let (method, target) = match kind {
+            ListKind::Tools => ("tools/call", Target::Tool(key.to_owned())),
+            ListKind::Prompts => ("prompts/get", Target::Prompt(key.to_owned())),
+            ListKind::Resources | ListKind::ResourceTemplates => {
+                ("resources/read", Target::Resource(key.to_owned()))
+            }
+        };
+        let call = RpcCall {
+            method: Some(method.to_owned()),
+            id: None,
+            target,
+        };
+        authz::decide_call(
+            route.policy.as_ref(),
+            &route.required_scopes,
+            &granted,
+            &call,
+        )
+        .allowed()
+    });
+    Some(ListFilter {
+        id,
+        kind,
+        allow,
+        max_event_bytes,
+    })
+}
+
 /// Stage 6: decide, write the audit events, and turn a denial into a rejection.
-fn authorize(route: &Route, principal: &Principal, envelope: Envelope) -> Result<Vec<RpcCall>, Rejection> {
+fn authorize(
+    route: &Route,
+    principal: &Principal,
+    envelope: Envelope,
+) -> Result<Vec<RpcCall>, Rejection> {
     let policy = route.policy.as_ref();
-    let (decision, per_call) = authz::decide(policy, &route.required_scopes, &principal.scopes, &envelope);
+    let (decision, per_call) =
+        authz::decide(policy, &route.required_scopes, &principal.scopes, &envelope);
     for (call, d) in envelope.calls().iter().zip(&per_call) {
         audit(route, principal, call, d);
     }
@@ -179,7 +237,11 @@ fn authorize(route: &Route, principal: &Principal, envelope: Envelope) -> Result
     };
     match decision {
         Decision::Allow => Ok(calls),
-        Decision::Deny { index, unlisted, required } => {
+        Decision::Deny {
+            index,
+            unlisted,
+            required,
+        } => {
             let ids = calls.iter().filter_map(|c| c.id.clone()).collect();
             let call = calls.into_iter().nth(index).ok_or(Rejection::BodyRead)?;
             Err(Rejection::Denied(Box::new(Denied {

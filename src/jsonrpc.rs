@@ -127,10 +127,12 @@ pub fn parse(body: &[u8], limits: ParseLimits) -> Result<Envelope, JsonRpcError>
         .map_err(|e| JsonRpcError::Invalid(short(&e)))?;
     de.end().map_err(|e| JsonRpcError::Invalid(short(&e)))?;
     match raw {
-        Top::Single(m) => Ok(Envelope::Single(m.interpret()?)),
+        Top::Single(m) => Ok(Envelope::Single(m.into_call()?)),
         Top::Batch(ms) if ms.is_empty() => Err(JsonRpcError::EmptyBatch),
         Top::Batch(ms) => Ok(Envelope::Batch(
-            ms.into_iter().map(RawMessage::interpret).collect::<Result<_, _>>()?,
+            ms.into_iter()
+                .map(RawMessage::into_call)
+                .collect::<Result<_, _>>()?,
         )),
     }
 }
@@ -181,7 +183,10 @@ pub fn check_headers(headers: &HeaderMap, envelope: &Envelope) -> Result<(), Jso
 
 /// Decodes `=?base64?…?=` header values; other values are taken as they are.
 fn decode_header_value(v: &str) -> Option<String> {
-    match v.strip_prefix("=?base64?").and_then(|r| r.strip_suffix("?=")) {
+    match v
+        .strip_prefix("=?base64?")
+        .and_then(|r| r.strip_suffix("?="))
+    {
         Some(b64) => {
             let bytes = base64::engine::general_purpose::STANDARD.decode(b64).ok()?;
             String::from_utf8(bytes).ok()
@@ -193,7 +198,7 @@ fn decode_header_value(v: &str) -> Option<String> {
 // ---- the one-pass strict reader ------------------------------------------------
 
 enum Top {
-    Single(RawMessage),
+    Single(Box<RawMessage>),
     Batch(Vec<RawMessage>),
 }
 
@@ -228,14 +233,16 @@ enum Scalar {
 }
 
 impl RawMessage {
-    fn interpret(self) -> Result<RpcCall, JsonRpcError> {
+    fn into_call(self) -> Result<RpcCall, JsonRpcError> {
         if self.jsonrpc.as_deref() != Some("2.0") {
             return Err(JsonRpcError::Invalid("`jsonrpc` must be \"2.0\"".into()));
         }
         let Some(method) = self.method else {
             // A response to a server request: needs an id and exactly one of result/error.
             if self.id.is_none() || self.has_result == self.has_error {
-                return Err(JsonRpcError::Invalid("a message needs `method`, or `id` with `result` or `error`".into()));
+                return Err(JsonRpcError::Invalid(
+                    "a message needs `method`, or `id` with `result` or `error`".into(),
+                ));
             }
             return Ok(RpcCall {
                 method: None,
@@ -244,7 +251,9 @@ impl RawMessage {
             });
         };
         if self.has_result || self.has_error {
-            return Err(JsonRpcError::Invalid("a request cannot carry `result` or `error`".into()));
+            return Err(JsonRpcError::Invalid(
+                "a request cannot carry `result` or `error`".into(),
+            ));
         }
         let p = self.params;
         let target = match method.as_str() {
@@ -254,9 +263,10 @@ impl RawMessage {
                 Target::Resource(required(p.uri, "resources/*", "params.uri")?)
             }
             "completion/complete" => {
-                let r = p
-                    .reference
-                    .ok_or(JsonRpcError::MissingTarget("completion/complete", "params.ref"))?;
+                let r = p.reference.ok_or(JsonRpcError::MissingTarget(
+                    "completion/complete",
+                    "params.ref",
+                ))?;
                 match r.kind {
                     Some(Scalar::Str(k)) if k == "ref/prompt" => {
                         Target::Prompt(required(r.name, "completion/complete", "params.ref.name")?)
@@ -264,7 +274,12 @@ impl RawMessage {
                     Some(Scalar::Str(k)) if k == "ref/resource" => {
                         Target::Resource(required(r.uri, "completion/complete", "params.ref.uri")?)
                     }
-                    _ => return Err(JsonRpcError::MissingTarget("completion/complete", "params.ref.type")),
+                    _ => {
+                        return Err(JsonRpcError::MissingTarget(
+                            "completion/complete",
+                            "params.ref.type",
+                        ));
+                    }
                 }
             }
             _ => Target::None,
@@ -277,7 +292,11 @@ impl RawMessage {
     }
 }
 
-fn required(v: Option<Scalar>, method: &'static str, what: &'static str) -> Result<String, JsonRpcError> {
+fn required(
+    v: Option<Scalar>,
+    method: &'static str,
+    what: &'static str,
+) -> Result<String, JsonRpcError> {
     match v {
         Some(Scalar::Str(s)) if s.len() > MAX_TARGET_LEN => Err(JsonRpcError::TargetTooLong),
         Some(Scalar::Str(s)) => Ok(s),
@@ -302,17 +321,26 @@ impl<'de> Visitor<'de> for TopSeed {
         f.write_str("a JSON-RPC object or an array of them")
     }
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Top, A::Error> {
-        MessageSeed { depth: 1, max: self.limits.max_depth }
-            .visit_map(map)
-            .map(Top::Single)
+        MessageSeed {
+            depth: 1,
+            max: self.limits.max_depth,
+        }
+        .visit_map(map)
+        .map(|m| Top::Single(Box::new(m)))
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Top, A::Error> {
         let mut out = Vec::new();
-        let seed = || MessageSeed { depth: 2, max: self.limits.max_depth };
+        let seed = || MessageSeed {
+            depth: 2,
+            max: self.limits.max_depth,
+        };
         while let Some(m) = seq.next_element_seed(seed())? {
             out.push(m);
             if out.len() > self.limits.max_batch {
-                return Err(de::Error::custom(format!("batch longer than {}", self.limits.max_batch)));
+                return Err(de::Error::custom(format!(
+                    "batch longer than {}",
+                    self.limits.max_batch
+                )));
             }
         }
         Ok(Top::Batch(out))
@@ -339,7 +367,10 @@ impl<'de> Visitor<'de> for MessageSeed {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawMessage, A::Error> {
         let mut m = RawMessage::default();
         let mut keys = Keys::default();
-        let inner = Strict { depth: self.depth + 1, max: self.max };
+        let inner = Strict {
+            depth: self.depth + 1,
+            max: self.max,
+        };
         while let Some(key) = map.next_key::<String>()? {
             keys.insert::<A::Error>(&key)?;
             match key.as_str() {
@@ -369,7 +400,10 @@ struct Keys(Vec<String>);
 impl Keys {
     fn insert<E: de::Error>(&mut self, key: &str) -> Result<(), E> {
         if self.0.iter().any(|k| k == key) {
-            return Err(E::custom(format!("duplicate key `{}`", key.chars().take(40).collect::<String>())));
+            return Err(E::custom(format!(
+                "duplicate key `{}`",
+                key.chars().take(40).collect::<String>()
+            )));
         }
         self.0.push(key.to_owned());
         Ok(())

@@ -7,6 +7,8 @@ pub mod body;
 pub mod cli;
 pub mod config;
 pub mod devtoken;
+pub mod explain;
+pub mod filter;
 pub mod forward;
 pub mod gateway;
 pub mod jsonrpc;

@@ -9,7 +9,7 @@ use clap::Parser;
 
 use mcp_auth_gateway::cli::{Cli, Command};
 use mcp_auth_gateway::config::{Config, ConfigError};
-use mcp_auth_gateway::{devtoken, server, telemetry};
+use mcp_auth_gateway::{devtoken, explain, server, telemetry};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -31,6 +31,24 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let token = devtoken::mint(&args)?;
             writeln!(std::io::stdout(), "{token}")?;
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Explain(args) => {
+            let path = cli.config.context("--config FILE is required")?;
+            let (config, _) = match Config::load(&path) {
+                Ok(loaded) => loaded,
+                Err(e) => {
+                    report(&path, &e);
+                    return Ok(ExitCode::FAILURE);
+                }
+            };
+            let (allowed, text) = explain::explain(&config, &args)?;
+            write!(std::io::stdout(), "{text}")?;
+            // Exit status mirrors the verdict, so scripts can assert on policies.
+            Ok(if allowed {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(3)
+            })
         }
         Command::Check => {
             let path = cli.config.context("--config FILE is required")?;

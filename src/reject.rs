@@ -11,9 +11,9 @@ use http::{HeaderValue, Response, StatusCode};
 
 use crate::authn::AuthnError;
 use crate::authz::DenyMode;
-use crate::jsonrpc::{JsonRpcError, RpcCall, Target};
 use crate::body::{self, Body};
 use crate::forward::ForwardError;
+use crate::jsonrpc::{JsonRpcError, RpcCall, Target};
 
 /// Why the gateway refuses a request.
 #[derive(Debug, thiserror::Error)]
@@ -101,7 +101,9 @@ impl Rejection {
             },
             Rejection::InsufficientScope { .. } => StatusCode::FORBIDDEN,
             Rejection::BadRpc(_) => StatusCode::BAD_REQUEST,
-            Rejection::Denied(d) if d.mode == DenyMode::JsonRpcError && !d.ids.is_empty() => StatusCode::OK,
+            Rejection::Denied(d) if d.mode == DenyMode::JsonRpcError && !d.ids.is_empty() => {
+                StatusCode::OK
+            }
             Rejection::Denied(_) => StatusCode::FORBIDDEN,
             Rejection::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Rejection::BodyRead => StatusCode::BAD_REQUEST,
@@ -131,8 +133,14 @@ impl Rejection {
                 "the token lacks a scope this operation requires".into(),
             ),
             Rejection::BadRpc(e) => ("invalid_request", e.to_string()),
-            Rejection::Denied(d) if d.unlisted => ("forbidden", format!("{} is not permitted on this route", d.describe())),
-            Rejection::Denied(d) => ("insufficient_scope", format!("{} requires a scope the token lacks", d.describe())),
+            Rejection::Denied(d) if d.unlisted => (
+                "forbidden",
+                format!("{} is not permitted on this route", d.describe()),
+            ),
+            Rejection::Denied(d) => (
+                "insufficient_scope",
+                format!("{} requires a scope the token lacks", d.describe()),
+            ),
             Rejection::BodyTooLarge { limit } => (
                 "payload_too_large",
                 format!("request body exceeds {limit} bytes"),
@@ -162,7 +170,9 @@ impl Rejection {
 /// when the request reached a route.
 pub fn respond(rejection: &Rejection, challenge: Option<&Challenge<'_>>) -> Response<Body> {
     match rejection {
-        Rejection::BadRpc(e) => return jsonrpc_response(StatusCode::BAD_REQUEST, bad_request_body(e)),
+        Rejection::BadRpc(e) => {
+            return jsonrpc_response(StatusCode::BAD_REQUEST, bad_request_body(e));
+        }
         Rejection::Denied(d) if d.mode == DenyMode::JsonRpcError && !d.ids.is_empty() => {
             return jsonrpc_response(StatusCode::OK, denied_body(d));
         }
@@ -219,7 +229,8 @@ fn jsonrpc_response(status: StatusCode, body: serde_json::Value) -> Response<Bod
     *resp.status_mut() = status;
     resp.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    resp.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp.headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     resp
 }
 
@@ -237,8 +248,12 @@ fn bad_request_body(e: &JsonRpcError) -> serde_json::Value {
 /// answer does not reveal that the target exists.
 fn denied_error(d: &Denied) -> serde_json::Value {
     match (&d.call.target, d.unlisted) {
-        (Target::Tool(name), true) => serde_json::json!({ "code": -32602, "message": format!("Unknown tool: {name}") }),
-        (Target::Prompt(name), true) => serde_json::json!({ "code": -32602, "message": format!("Unknown prompt: {name}") }),
+        (Target::Tool(name), true) => {
+            serde_json::json!({ "code": -32602, "message": format!("Unknown tool: {name}") })
+        }
+        (Target::Prompt(name), true) => {
+            serde_json::json!({ "code": -32602, "message": format!("Unknown prompt: {name}") })
+        }
         (Target::Resource(uri), true) => {
             serde_json::json!({ "code": -32002, "message": "Resource not found", "data": { "uri": uri } })
         }
@@ -252,7 +267,8 @@ fn denied_error(d: &Denied) -> serde_json::Value {
 
 fn denied_body(d: &Denied) -> serde_json::Value {
     let error = denied_error(d);
-    let one = |id: &serde_json::Value| serde_json::json!({ "jsonrpc": "2.0", "id": id, "error": error });
+    let one =
+        |id: &serde_json::Value| serde_json::json!({ "jsonrpc": "2.0", "id": id, "error": error });
     match d.ids.as_slice() {
         [id] => one(id),
         ids => serde_json::Value::Array(ids.iter().map(one).collect()),

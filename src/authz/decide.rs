@@ -47,7 +47,12 @@ impl CallDecision {
 }
 
 /// Decides one call. `granted` must be sorted (as in `Principal::scopes`).
-pub fn decide_call(policy: Option<&Policy>, base: &[String], granted: &[String], call: &RpcCall) -> CallDecision {
+pub fn decide_call(
+    policy: Option<&Policy>,
+    base: &[String],
+    granted: &[String],
+    call: &RpcCall,
+) -> CallDecision {
     let mut required: Vec<String> = base.to_vec();
     let mut unlisted = false;
     let mut rule = None;
@@ -86,7 +91,12 @@ pub fn decide_call(policy: Option<&Policy>, base: &[String], granted: &[String],
 }
 
 /// Decides a whole body: all calls must pass, or the body is refused.
-pub fn decide(policy: Option<&Policy>, base: &[String], granted: &[String], envelope: &Envelope) -> (Decision, Vec<CallDecision>) {
+pub fn decide(
+    policy: Option<&Policy>,
+    base: &[String],
+    granted: &[String],
+    envelope: &Envelope,
+) -> (Decision, Vec<CallDecision>) {
     let decisions: Vec<CallDecision> = envelope
         .calls()
         .iter()
@@ -95,7 +105,10 @@ pub fn decide(policy: Option<&Policy>, base: &[String], granted: &[String], enve
     let Some(index) = decisions.iter().position(|d| !d.allowed()) else {
         return (Decision::Allow, decisions);
     };
-    let mut required: Vec<String> = decisions.iter().flat_map(|d| d.required.iter().cloned()).collect();
+    let mut required: Vec<String> = decisions
+        .iter()
+        .flat_map(|d| d.required.iter().cloned())
+        .collect();
     required.sort_unstable();
     required.dedup();
     let unlisted = decisions.iter().any(|d| d.unlisted);

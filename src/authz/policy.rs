@@ -186,8 +186,13 @@ fn check_name_glob(p: &str) -> Result<(), String> {
     if p.contains("**") {
         return Err("`**` has no meaning in a name; use `*`".into());
     }
-    if let Some(c) = p.chars().find(|c| c.is_whitespace() || c.is_control() || "?[]{}\"\\".contains(*c)) {
-        return Err(format!("character {c:?} is not allowed in a name glob (only `*` is a wildcard)"));
+    if let Some(c) = p
+        .chars()
+        .find(|c| c.is_whitespace() || c.is_control() || "?[]{}\"\\".contains(*c))
+    {
+        return Err(format!(
+            "character {c:?} is not allowed in a name glob (only `*` is a wildcard)"
+        ));
     }
     Ok(())
 }
@@ -195,7 +200,9 @@ fn check_name_glob(p: &str) -> Result<(), String> {
 /// Whether a name (or glob) can match a spec-conforming tool name:
 /// 1–128 characters of `A-Z a-z 0-9 _ - .`.
 pub fn is_conforming_name_glob(p: &str) -> bool {
-    p.len() <= 128 && p.chars().all(|c| c.is_ascii_alphanumeric() || "_-.*".contains(c))
+    p.len() <= 128
+        && p.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-.*".contains(c))
 }
 
 fn name_glob_regex(p: &str) -> String {
@@ -274,7 +281,12 @@ mod tests {
 
     #[test]
     fn exact_beats_glob_and_longer_glob_beats_shorter() {
-        let r = names(&[("*", &["base"]), ("admin_*", &["admin"]), ("admin_read*", &["read"]), ("admin_reset", &["reset"])]);
+        let r = names(&[
+            ("*", &["base"]),
+            ("admin_*", &["admin"]),
+            ("admin_read*", &["read"]),
+            ("admin_reset", &["reset"]),
+        ]);
         assert_eq!(r.find("admin_reset").unwrap().pattern, "admin_reset");
         assert_eq!(r.find("admin_readers").unwrap().pattern, "admin_read*");
         assert_eq!(r.find("admin_x").unwrap().pattern, "admin_*");
@@ -293,7 +305,10 @@ mod tests {
     #[test]
     fn bad_name_globs_are_refused() {
         for bad in ["", "a**", "a?", "a[b]", "x y", "{x}"] {
-            assert!(NameRules::compile(vec![(bad.into(), vec![])]).is_err(), "{bad}");
+            assert!(
+                NameRules::compile(vec![(bad.into(), vec![])]).is_err(),
+                "{bad}"
+            );
         }
     }
 
@@ -305,8 +320,14 @@ mod tests {
             ("file:///logs/*.txt".into(), vec!["ops".into()]),
         ])
         .unwrap();
-        assert_eq!(r.find("file:///public/a/b/c.md").unwrap().pattern, "file:///public/**");
-        assert_eq!(r.find("db://customers/42").unwrap().pattern, "db://customers/{id}");
+        assert_eq!(
+            r.find("file:///public/a/b/c.md").unwrap().pattern,
+            "file:///public/**"
+        );
+        assert_eq!(
+            r.find("db://customers/42").unwrap().pattern,
+            "db://customers/{id}"
+        );
         assert!(r.find("db://customers/42/orders").is_none());
         assert!(r.find("db://customers/").is_none());
         assert!(r.find("file:///logs/a.txt").is_some());
@@ -316,7 +337,15 @@ mod tests {
 
     #[test]
     fn bad_uri_patterns_are_refused() {
-        for bad in ["", "a/***", "db://{+id}", "db://{id", "db://x}", "db://{}", "a b"] {
+        for bad in [
+            "",
+            "a/***",
+            "db://{+id}",
+            "db://{id",
+            "db://x}",
+            "db://{}",
+            "a b",
+        ] {
             assert!(uri_pattern_regex(bad).is_err(), "{bad}");
         }
     }

@@ -12,11 +12,29 @@ use crate::authz::{DenyMode, Policy, Unlisted};
 /// Methods a client may send (MCP 2025-06-18 … 2026-07-28); a `methods:` key
 /// outside this list only gets a warning, since servers may add their own.
 const KNOWN_METHODS: &[&str] = &[
-    "initialize", "ping", "tools/list", "tools/call", "resources/list", "resources/templates/list",
-    "resources/read", "resources/subscribe", "resources/unsubscribe", "prompts/list", "prompts/get",
-    "completion/complete", "logging/setLevel", "tasks/get", "tasks/result", "tasks/cancel", "tasks/list",
-    "server/discover", "subscriptions/listen", "notifications/initialized", "notifications/cancelled",
-    "notifications/progress", "notifications/roots/list_changed",
+    "initialize",
+    "ping",
+    "tools/list",
+    "tools/call",
+    "resources/list",
+    "resources/templates/list",
+    "resources/read",
+    "resources/subscribe",
+    "resources/unsubscribe",
+    "prompts/list",
+    "prompts/get",
+    "completion/complete",
+    "logging/setLevel",
+    "tasks/get",
+    "tasks/result",
+    "tasks/cancel",
+    "tasks/list",
+    "server/discover",
+    "subscriptions/listen",
+    "notifications/initialized",
+    "notifications/cancelled",
+    "notifications/progress",
+    "notifications/roots/list_changed",
 ];
 
 /// Compiles a route's policy; `None` when it has errors (already reported).
@@ -25,7 +43,10 @@ pub(super) fn compile(raw: RawPolicy, path: &str, report: &mut Report) -> Option
     let mut scopes = |where_: String, list: &[String], report: &mut Report| {
         for (j, s) in list.iter().enumerate() {
             if !is_scope_token(s) {
-                report.error(format!("{where_}[{j}]"), "a scope is visible ASCII without spaces, `\"` or `\\`");
+                report.error(
+                    format!("{where_}[{j}]"),
+                    "a scope is visible ASCII without spaces, `\"` or `\\`",
+                );
                 ok = false;
             }
         }
@@ -34,7 +55,10 @@ pub(super) fn compile(raw: RawPolicy, path: &str, report: &mut Report) -> Option
     for (method, list) in &raw.methods {
         scopes(format!("{path}.methods.{method}"), list, report);
         if !KNOWN_METHODS.contains(&method.as_str()) {
-            report.warn(format!("{path}.methods.{method}"), "not an MCP method this gateway knows; check the spelling");
+            report.warn(
+                format!("{path}.methods.{method}"),
+                "not an MCP method this gateway knows; check the spelling",
+            );
         }
     }
     for (name, list) in &raw.tools {
@@ -50,7 +74,11 @@ pub(super) fn compile(raw: RawPolicy, path: &str, report: &mut Report) -> Option
         scopes(format!("{path}.prompts.{name}"), list, report);
     }
     for (i, rule) in raw.resources.iter().enumerate() {
-        scopes(format!("{path}.resources[{i}].scopes"), &rule.scopes, report);
+        scopes(
+            format!("{path}.resources[{i}].scopes"),
+            &rule.scopes,
+            report,
+        );
     }
 
     let tools = NameRules::compile(raw.tools.into_iter().collect()).map_err(|errors| {
@@ -60,15 +88,26 @@ pub(super) fn compile(raw: RawPolicy, path: &str, report: &mut Report) -> Option
     });
     let prompts = NameRules::compile(raw.prompts.into_iter().collect()).map_err(|errors| {
         for (pattern, e) in errors {
-            report.error(format!("{path}.prompts.{pattern}"), format!("bad glob: {e}"));
+            report.error(
+                format!("{path}.prompts.{pattern}"),
+                format!("bad glob: {e}"),
+            );
         }
     });
-    let resources = ResourceRules::compile(raw.resources.into_iter().map(|r| (r.uri, r.scopes)).collect())
-        .map_err(|errors| {
-            for (i, e) in errors {
-                report.error(format!("{path}.resources[{i}].uri"), format!("bad pattern: {e}"));
-            }
-        });
+    let resources = ResourceRules::compile(
+        raw.resources
+            .into_iter()
+            .map(|r| (r.uri, r.scopes))
+            .collect(),
+    )
+    .map_err(|errors| {
+        for (i, e) in errors {
+            report.error(
+                format!("{path}.resources[{i}].uri"),
+                format!("bad pattern: {e}"),
+            );
+        }
+    });
     if let Ok(resources) = &resources {
         for i in resources.shadowed() {
             report.warn(

@@ -21,19 +21,31 @@ fn err(body: &str) -> JsonRpcError {
 
 #[test]
 fn reads_targets_of_every_targeted_method() {
-    let c = one(r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"x":[1,{"y":2}]}}}"#);
+    let c = one(
+        r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"x":[1,{"y":2}]}}}"#,
+    );
     assert_eq!(c.method(), "tools/call");
     assert_eq!(c.id, Some(json!(1)));
     assert_eq!(c.target, Target::Tool("echo".into()));
-    for m in ["resources/read", "resources/subscribe", "resources/unsubscribe"] {
-        let c = one(&format!(r#"{{"jsonrpc":"2.0","id":"a","method":"{m}","params":{{"uri":"file:///x"}}}}"#));
+    for m in [
+        "resources/read",
+        "resources/subscribe",
+        "resources/unsubscribe",
+    ] {
+        let c = one(&format!(
+            r#"{{"jsonrpc":"2.0","id":"a","method":"{m}","params":{{"uri":"file:///x"}}}}"#
+        ));
         assert_eq!(c.target, Target::Resource("file:///x".into()), "{m}");
     }
     let c = one(r#"{"jsonrpc":"2.0","id":1,"method":"prompts/get","params":{"name":"summarize"}}"#);
     assert_eq!(c.target, Target::Prompt("summarize".into()));
-    let c = one(r#"{"jsonrpc":"2.0","id":1,"method":"completion/complete","params":{"ref":{"type":"ref/prompt","name":"p"},"argument":{"name":"a","value":"b"}}}"#);
+    let c = one(
+        r#"{"jsonrpc":"2.0","id":1,"method":"completion/complete","params":{"ref":{"type":"ref/prompt","name":"p"},"argument":{"name":"a","value":"b"}}}"#,
+    );
     assert_eq!(c.target, Target::Prompt("p".into()));
-    let c = one(r#"{"jsonrpc":"2.0","id":1,"method":"completion/complete","params":{"ref":{"type":"ref/resource","uri":"db://x/{id}"}}}"#);
+    let c = one(
+        r#"{"jsonrpc":"2.0","id":1,"method":"completion/complete","params":{"ref":{"type":"ref/resource","uri":"db://x/{id}"}}}"#,
+    );
     assert_eq!(c.target, Target::Resource("db://x/{id}".into()));
     let c = one(r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#);
     assert_eq!(c.target, Target::None);
@@ -41,7 +53,9 @@ fn reads_targets_of_every_targeted_method() {
 
 #[test]
 fn unicode_escapes_are_decoded_before_matching() {
-    let c = one(r#"{"jsonrpc":"2.0","id":1,"m\u0065thod":"tools\u002fcall","params":{"n\u0061me":"admin\u005freset"}}"#);
+    let c = one(
+        r#"{"jsonrpc":"2.0","id":1,"m\u0065thod":"tools\u002fcall","params":{"n\u0061me":"admin\u005freset"}}"#,
+    );
     assert_eq!(c.method(), "tools/call");
     assert_eq!(c.target, Target::Tool("admin_reset".into()));
 }
@@ -55,7 +69,10 @@ fn duplicate_keys_at_any_depth_are_refused() {
         r#"{"jsonrpc":"2.0","id":1,"method":"tools\/call","method":"ping","params":{"name":"x"}}"#,
         r#"{"jsonrpc":"2.0","id":1,"method":"ping","meth\u006fd":"tools/call"}"#,
     ] {
-        assert!(matches!(err(body), JsonRpcError::Invalid(m) if m.contains("duplicate")), "{body}");
+        assert!(
+            matches!(err(body), JsonRpcError::Invalid(m) if m.contains("duplicate")),
+            "{body}"
+        );
     }
 }
 
@@ -83,11 +100,28 @@ fn not_json_rpc_is_refused() {
 
 #[test]
 fn targeted_methods_need_a_string_target() {
-    assert!(matches!(err(r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{}}"#), JsonRpcError::MissingTarget(..)));
-    assert!(matches!(err(r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":["echo"]}}"#), JsonRpcError::MissingTarget(..)));
-    assert!(matches!(err(r#"{"jsonrpc":"2.0","id":1,"method":"resources/read"}"#), JsonRpcError::MissingTarget(..)));
-    assert!(matches!(err(r#"{"jsonrpc":"2.0","id":1,"method":"completion/complete","params":{"ref":{"type":"ref/other"}}}"#), JsonRpcError::MissingTarget(..)));
-    let long = format!(r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"{}"}}}}"#, "a".repeat(MAX_TARGET_LEN + 1));
+    assert!(matches!(
+        err(r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{}}"#),
+        JsonRpcError::MissingTarget(..)
+    ));
+    assert!(matches!(
+        err(r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":["echo"]}}"#),
+        JsonRpcError::MissingTarget(..)
+    ));
+    assert!(matches!(
+        err(r#"{"jsonrpc":"2.0","id":1,"method":"resources/read"}"#),
+        JsonRpcError::MissingTarget(..)
+    ));
+    assert!(matches!(
+        err(
+            r#"{"jsonrpc":"2.0","id":1,"method":"completion/complete","params":{"ref":{"type":"ref/other"}}}"#
+        ),
+        JsonRpcError::MissingTarget(..)
+    ));
+    let long = format!(
+        r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"{}"}}}}"#,
+        "a".repeat(MAX_TARGET_LEN + 1)
+    );
     assert_eq!(err(&long), JsonRpcError::TargetTooLong);
 }
 
@@ -111,9 +145,15 @@ fn batches_are_read_element_by_element_and_bounded() {
     )
     .unwrap();
     let targets: Vec<_> = b.calls().iter().map(|c| c.target.clone()).collect();
-    assert_eq!(targets, vec![Target::Tool("a".into()), Target::Tool("b".into())]);
+    assert_eq!(
+        targets,
+        vec![Target::Tool("a".into()), Target::Tool("b".into())]
+    );
     assert_eq!(err("[]"), JsonRpcError::EmptyBatch);
-    let big = format!("[{}]", vec![r#"{"jsonrpc":"2.0","method":"ping","id":1}"#; 17].join(","));
+    let big = format!(
+        "[{}]",
+        vec![r#"{"jsonrpc":"2.0","method":"ping","id":1}"#; 17].join(",")
+    );
     assert!(matches!(err(&big), JsonRpcError::Invalid(m) if m.contains("batch")));
     // A duplicate inside any element refuses the whole batch.
     assert!(parse(br#"[{"jsonrpc":"2.0","id":1,"method":"ping"},{"jsonrpc":"2.0","id":2,"id":3,"method":"ping"}]"#, LIMITS).is_err());
@@ -139,11 +179,27 @@ fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
 
 #[test]
 fn mcp_method_and_name_headers_must_match_the_body() {
-    let env = parse(br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"get_weather"}}"#, LIMITS).unwrap();
+    let env = parse(
+        br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"get_weather"}}"#,
+        LIMITS,
+    )
+    .unwrap();
     assert!(check_headers(&headers(&[]), &env).is_ok());
-    assert!(check_headers(&headers(&[("mcp-method", "tools/call"), ("mcp-name", "get_weather")]), &env).is_ok());
+    assert!(
+        check_headers(
+            &headers(&[("mcp-method", "tools/call"), ("mcp-name", "get_weather")]),
+            &env
+        )
+        .is_ok()
+    );
     // "get_weather" in base64.
-    assert!(check_headers(&headers(&[("mcp-name", "=?base64?Z2V0X3dlYXRoZXI=?=")]), &env).is_ok());
+    assert!(
+        check_headers(
+            &headers(&[("mcp-name", "=?base64?Z2V0X3dlYXRoZXI=?=")]),
+            &env
+        )
+        .is_ok()
+    );
     assert_eq!(
         check_headers(&headers(&[("mcp-method", "tools/list")]), &env),
         Err(JsonRpcError::HeaderMismatch("Mcp-Method"))
@@ -153,5 +209,11 @@ fn mcp_method_and_name_headers_must_match_the_body() {
         Err(JsonRpcError::HeaderMismatch("Mcp-Name"))
     );
     assert!(check_headers(&headers(&[("mcp-name", "=?base64?!!?=")]), &env).is_err());
-    assert!(check_headers(&headers(&[("mcp-method", "tools/call"), ("mcp-method", "tools/call")]), &env).is_err());
+    assert!(
+        check_headers(
+            &headers(&[("mcp-method", "tools/call"), ("mcp-method", "tools/call")]),
+            &env
+        )
+        .is_err()
+    );
 }

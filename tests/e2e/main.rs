@@ -16,6 +16,7 @@ mod check;
 mod forward;
 mod interop;
 mod metadata;
+mod policy;
 
 /// The issuer every test trusts.
 pub const ISS: &str = "https://issuer.example.test";

@@ -9,11 +9,27 @@ fn s(v: &[&str]) -> Vec<String> {
 }
 
 fn policy(unlisted: Unlisted) -> Policy {
-    let pairs = |v: &[(&str, &[&str])]| v.iter().map(|(p, sc)| (p.to_string(), s(sc))).collect::<Vec<_>>();
+    let pairs = |v: &[(&str, &[&str])]| {
+        v.iter()
+            .map(|(p, sc)| (p.to_string(), s(sc)))
+            .collect::<Vec<_>>()
+    };
     Policy {
-        methods: HashMap::from([("logging/setLevel".to_owned(), s(&["mcp:admin"])), ("tools/call".to_owned(), s(&["mcp:tools"]))]),
-        tools: NameRules::compile(pairs(&[("echo", &[]), ("get_weather", &["weather:read"]), ("admin_*", &["mcp:admin"])])).unwrap(),
-        resources: ResourceRules::compile(pairs(&[("file:///public/**", &[]), ("db://customers/{id}", &["crm:read"])])).unwrap(),
+        methods: HashMap::from([
+            ("logging/setLevel".to_owned(), s(&["mcp:admin"])),
+            ("tools/call".to_owned(), s(&["mcp:tools"])),
+        ]),
+        tools: NameRules::compile(pairs(&[
+            ("echo", &[]),
+            ("get_weather", &["weather:read"]),
+            ("admin_*", &["mcp:admin"]),
+        ]))
+        .unwrap(),
+        resources: ResourceRules::compile(pairs(&[
+            ("file:///public/**", &[]),
+            ("db://customers/{id}", &["crm:read"]),
+        ]))
+        .unwrap(),
         prompts: NameRules::compile(pairs(&[("summarize", &["mcp:prompts"])])).unwrap(),
         unlisted,
         on_insufficient_scope: DenyMode::Challenge,
@@ -32,12 +48,22 @@ fn call(method: &str, target: Target) -> RpcCall {
 #[test]
 fn scopes_add_up_from_route_method_and_rule() {
     let p = policy(Unlisted::Deny);
-    let d = decide_call(Some(&p), &s(&["base"]), &s(&["base", "mcp:tools"]), &call("tools/call", Target::Tool("get_weather".into())));
+    let d = decide_call(
+        Some(&p),
+        &s(&["base"]),
+        &s(&["base", "mcp:tools"]),
+        &call("tools/call", Target::Tool("get_weather".into())),
+    );
     assert_eq!(d.required, s(&["base", "mcp:tools", "weather:read"]));
     assert_eq!(d.missing, s(&["weather:read"]));
     assert_eq!(d.rule.as_deref(), Some("get_weather"));
     assert!(!d.allowed());
-    let d = decide_call(Some(&p), &s(&["base"]), &s(&["base", "mcp:tools", "weather:read"]), &call("tools/call", Target::Tool("get_weather".into())));
+    let d = decide_call(
+        Some(&p),
+        &s(&["base"]),
+        &s(&["base", "mcp:tools", "weather:read"]),
+        &call("tools/call", Target::Tool("get_weather".into())),
+    );
     assert!(d.allowed());
 }
 
@@ -47,19 +73,37 @@ fn unlisted_targets_follow_the_policy() {
     let nope = call("tools/call", Target::Tool("nope".into()));
     assert!(decide_call(Some(&policy(Unlisted::Deny)), &[], &granted, &nope).unlisted);
     assert!(decide_call(Some(&policy(Unlisted::Allow)), &[], &granted, &nope).allowed());
-    let secret = call("resources/read", Target::Resource("file:///private/x".into()));
+    let secret = call(
+        "resources/read",
+        Target::Resource("file:///private/x".into()),
+    );
     assert!(!decide_call(Some(&policy(Unlisted::Deny)), &[], &granted, &secret).allowed());
 }
 
 #[test]
 fn methods_without_rules_need_only_the_route_scopes() {
     let p = policy(Unlisted::Deny);
-    let d = decide_call(Some(&p), &s(&["base"]), &s(&["base"]), &call("tools/list", Target::None));
+    let d = decide_call(
+        Some(&p),
+        &s(&["base"]),
+        &s(&["base"]),
+        &call("tools/list", Target::None),
+    );
     assert!(d.allowed());
-    let d = decide_call(Some(&p), &s(&["base"]), &s(&["base"]), &call("logging/setLevel", Target::None));
+    let d = decide_call(
+        Some(&p),
+        &s(&["base"]),
+        &s(&["base"]),
+        &call("logging/setLevel", Target::None),
+    );
     assert_eq!(d.missing, s(&["mcp:admin"]));
     // No policy at all: only the route's scopes.
-    let d = decide_call(None, &s(&["base"]), &s(&["base"]), &call("tools/call", Target::Tool("anything".into())));
+    let d = decide_call(
+        None,
+        &s(&["base"]),
+        &s(&["base"]),
+        &call("tools/call", Target::Tool("anything".into())),
+    );
     assert!(d.allowed());
 }
 
@@ -89,7 +133,12 @@ fn a_batch_is_refused_if_any_call_is_and_names_every_scope() {
         }
     );
     assert!(per_call[0].allowed());
-    let (d, _) = decide(Some(&p), &[], &s(&["mcp:admin", "mcp:prompts", "mcp:tools"]), &env);
+    let (d, _) = decide(
+        Some(&p),
+        &[],
+        &s(&["mcp:admin", "mcp:prompts", "mcp:tools"]),
+        &env,
+    );
     assert_eq!(d, Decision::Allow);
 }
 
@@ -98,24 +147,46 @@ fn a_batch_is_refused_if_any_call_is_and_names_every_scope() {
 #[test]
 fn property_missing_scope_always_denies() {
     let p = policy(Unlisted::Deny);
-    let universe = ["base", "mcp:tools", "mcp:admin", "weather:read", "crm:read", "mcp:prompts"];
+    let universe = [
+        "base",
+        "mcp:tools",
+        "mcp:admin",
+        "weather:read",
+        "crm:read",
+        "mcp:prompts",
+    ];
     let calls = [
         call("tools/call", Target::Tool("echo".into())),
         call("tools/call", Target::Tool("get_weather".into())),
         call("tools/call", Target::Tool("admin_delete".into())),
         call("tools/call", Target::Tool("unknown".into())),
-        call("resources/read", Target::Resource("db://customers/7".into())),
-        call("resources/read", Target::Resource("file:///public/a".into())),
+        call(
+            "resources/read",
+            Target::Resource("db://customers/7".into()),
+        ),
+        call(
+            "resources/read",
+            Target::Resource("file:///public/a".into()),
+        ),
         call("prompts/get", Target::Prompt("summarize".into())),
         call("logging/setLevel", Target::None),
     ];
     for mask in 0u32..(1 << universe.len()) {
-        let mut granted: Vec<String> = universe.iter().enumerate().filter(|(i, _)| mask & (1 << i) != 0).map(|(_, x)| x.to_string()).collect();
+        let mut granted: Vec<String> = universe
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| mask & (1 << i) != 0)
+            .map(|(_, x)| x.to_string())
+            .collect();
         granted.sort();
         for c in &calls {
             let d = decide_call(Some(&p), &s(&["base"]), &granted, c);
             let all_granted = d.required.iter().all(|r| granted.contains(r));
-            assert_eq!(d.allowed(), all_granted && !d.unlisted, "{c:?} with {granted:?}");
+            assert_eq!(
+                d.allowed(),
+                all_granted && !d.unlisted,
+                "{c:?} with {granted:?}"
+            );
             assert!(d.required.contains(&"base".to_owned()));
         }
     }

@@ -60,8 +60,15 @@ impl GatewayBuilder {
     pub fn route(mut self, path: &str, upstream: &str, resource: &str, extra: &str) -> Self {
         let mut r =
             format!("  - path: {path}\n    upstream: {upstream}\n    resource: {resource}\n");
-        for line in extra.lines().filter(|l| !l.trim().is_empty()) {
-            r.push_str(&format!("    {}\n", line.trim_start()));
+        // Keep nesting: strip only the indentation common to every line.
+        let lines: Vec<&str> = extra.lines().filter(|l| !l.trim().is_empty()).collect();
+        let indent = lines
+            .iter()
+            .map(|l| l.len() - l.trim_start().len())
+            .min()
+            .unwrap_or(0);
+        for line in lines {
+            r.push_str(&format!("    {}\n", &line[indent..]));
         }
         self.routes.push(r);
         self

@@ -1,7 +1,10 @@
 //! Test harness: the gateway as a real process, a test issuer, HTTP helpers,
 //! an in-test recording upstream, and the real MCP peers from npm and PyPI.
 
-#![expect(dead_code, reason = "helpers kept for tests that use only part of the harness")]
+#![expect(
+    dead_code,
+    reason = "helpers kept for tests that use only part of the harness"
+)]
 
 pub mod gateway;
 pub mod http;

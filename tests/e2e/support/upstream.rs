@@ -24,6 +24,8 @@ pub enum Behavior {
     Stall(Duration),
     /// SSE: one event now, then waits for `gate`, then a second event and the end.
     Sse(Arc<Notify>),
+    /// A fixed answer: content type and body.
+    Fixed(&'static str, &'static str),
 }
 
 /// One request as the upstream saw it.
@@ -113,6 +115,10 @@ type Body = http_body_util::combinators::BoxBody<Bytes, Infallible>;
 async fn answer(behavior: Behavior) -> http::Response<Body> {
     match behavior {
         Behavior::Json => json(),
+        Behavior::Fixed(content_type, body) => http::Response::builder()
+            .header("content-type", content_type)
+            .body(http_body_util::Full::new(Bytes::from_static(body.as_bytes())).boxed())
+            .unwrap(),
         Behavior::Stall(d) => {
             tokio::time::sleep(d).await;
             json()

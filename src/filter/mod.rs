@@ -1,0 +1,265 @@
+//! Stage 8: response filter. Hides list entries the caller may not use.
+//!
+//! When a client calls `tools/list`, `prompts/list`, `resources/list` or
+//! `resources/templates/list`, the upstream answer passes through here and the
+//! matching JSON-RPC response (same `id`, has a `result`) loses every entry the
+//! [`Allow`] predicate refuses. Only array items are removed: every other
+//! field, `nextCursor`, `_meta` and field order stay as the upstream wrote them
+//! (`serde_json`'s `preserve_order` is enabled).
+//!
+//! Two transports (MCP 2025-06-18 "Transports", Streamable HTTP):
+//! - `application/json`: one buffered body, see `json.rs`;
+//! - `text/event-stream`: an incremental SSE parser that forwards every event
+//!   as it completes and rewrites only the matching one, see `sse.rs`.
+//!
+//! Fail closed: if a list response cannot be filtered (too large, not JSON,
+//! a batch, compressed), the client gets a JSON-RPC error instead of the
+//! unfiltered list. This stage never decides *what* is allowed (that is the
+//! predicate's job, built from the policy) and never buffers a whole SSE
+//! stream, only one event at a time.
+
+use http::header::{CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
+use http::{HeaderMap, HeaderValue, Response, StatusCode};
+use http_body::Body as _;
+use serde_json::Value;
+
+use crate::body::{self, Body};
+
+mod json;
+mod sse;
+#[cfg(test)]
+mod tests;
+
+/// Which list a response carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListKind {
+    /// `tools/list`: entries in `result.tools[]`, keyed by `name`.
+    Tools,
+    /// `prompts/list`: entries in `result.prompts[]`, keyed by `name`.
+    Prompts,
+    /// `resources/list`: entries in `result.resources[]`, keyed by `uri`.
+    Resources,
+    /// `resources/templates/list`: entries in `result.resourceTemplates[]`,
+    /// keyed by `uriTemplate`.
+    ResourceTemplates,
+}
+
+/// Decides whether the caller may see one entry.
+pub type Allow = std::sync::Arc<dyn Fn(ListKind, &str) -> bool + Send + Sync>;
+
+/// What to filter: the JSON-RPC id of the list request (compared as
+/// `serde_json::Value` equality), the list kind, the predicate, and the max
+/// size of one SSE event / JSON body that may be buffered.
+#[derive(Clone)]
+pub struct ListFilter {
+    /// The `id` of the list request; only the response with this id is rewritten.
+    pub id: Value,
+    /// Which list the request asked for.
+    pub kind: ListKind,
+    /// Whether the caller may see an entry.
+    pub allow: Allow,
+    /// Largest JSON body or single SSE event buffered for filtering.
+    pub max_event_bytes: usize,
+}
+
+/// Why a list response could not be filtered. Logged, never sent to clients:
+/// they get the fixed JSON-RPC error from [`error_json`].
+#[derive(Debug, thiserror::Error)]
+enum FilterError {
+    /// The body or one SSE event exceeds the buffering cap.
+    #[error("list response exceeds {limit} bytes")]
+    TooLarge {
+        /// The cap in bytes.
+        limit: usize,
+    },
+    /// The body or an SSE event's data is not JSON.
+    #[error("list response is not valid JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    /// A JSON body is an array (JSON-RPC batch).
+    #[error("list response is a JSON-RPC batch")]
+    Batch,
+    /// The list field exists but is not an array.
+    #[error("`result.{field}` is not an array")]
+    NotAList {
+        /// The list field, e.g. `tools`.
+        field: &'static str,
+    },
+    /// The body is compressed, so it cannot be parsed.
+    #[error("list response has content-encoding {0:?}")]
+    Encoded(HeaderValue),
+    /// The upstream body failed while it was being buffered.
+    #[error("upstream body failed: {0}")]
+    Body(String),
+}
+
+/// The media types this stage understands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Media {
+    Json,
+    EventStream,
+}
+
+impl ListKind {
+    /// The list method for a JSON-RPC method name, e.g. "tools/list" -> Some(Tools).
+    pub fn from_method(method: &str) -> Option<Self> {
+        match method {
+            "tools/list" => Some(Self::Tools),
+            "prompts/list" => Some(Self::Prompts),
+            "resources/list" => Some(Self::Resources),
+            "resources/templates/list" => Some(Self::ResourceTemplates),
+            _ => None,
+        }
+    }
+
+    /// The array inside `result` that holds the entries.
+    fn list_field(self) -> &'static str {
+        match self {
+            Self::Tools => "tools",
+            Self::Prompts => "prompts",
+            Self::Resources => "resources",
+            Self::ResourceTemplates => "resourceTemplates",
+        }
+    }
+
+    /// The string field that names one entry.
+    fn key_field(self) -> &'static str {
+        match self {
+            Self::Tools | Self::Prompts => "name",
+            Self::Resources => "uri",
+            Self::ResourceTemplates => "uriTemplate",
+        }
+    }
+}
+
+impl std::fmt::Debug for ListFilter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ListFilter")
+            .field("id", &self.id)
+            .field("kind", &self.kind)
+            .field("max_event_bytes", &self.max_event_bytes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ListFilter {
+    /// Filters `msg` in place if it is the matching response (an object with
+    /// our `id` and a `result`). Returns whether it matched.
+    fn apply(&self, msg: &mut Value) -> Result<bool, FilterError> {
+        let Some(obj) = msg.as_object_mut() else {
+            return Ok(false);
+        };
+        if obj.get("id") != Some(&self.id) {
+            return Ok(false);
+        }
+        let Some(result) = obj.get_mut("result") else {
+            return Ok(false);
+        };
+        let field = self.kind.list_field();
+        let Some(list) = result.as_object_mut().and_then(|r| r.get_mut(field)) else {
+            // Nothing listed, nothing to hide.
+            return Ok(true);
+        };
+        let Value::Array(items) = list else {
+            return Err(FilterError::NotAList { field });
+        };
+        let before = items.len();
+        let key = self.kind.key_field();
+        // A missing or non-string key is dropped: an entry we cannot name is
+        // an entry we cannot authorize.
+        items.retain(|item| {
+            item.get(key)
+                .and_then(Value::as_str)
+                .is_some_and(|name| (self.allow)(self.kind, name))
+        });
+        tracing::debug!(
+            kind = ?self.kind,
+            kept = items.len(),
+            hidden = before - items.len(),
+            "filtered list response"
+        );
+        Ok(true)
+    }
+
+    /// Logs why filtering failed; the caller then answers with [`error_json`].
+    fn log_failure(&self, err: &FilterError) {
+        tracing::warn!(
+            id = %self.id,
+            kind = ?self.kind,
+            error = %err,
+            "list response could not be filtered; answering with a JSON-RPC error"
+        );
+    }
+}
+
+/// Wraps the upstream response so the matching list result loses disallowed
+/// entries.
+///
+/// Async because a JSON body must be read whole before the new status and
+/// `Content-Length` can be chosen; SSE and pass-through never wait here.
+pub async fn filter_response(resp: Response<Body>, filter: ListFilter) -> Response<Body> {
+    if !resp.status().is_success() || resp.body().is_end_stream() {
+        return resp;
+    }
+    let Some(media) = media_type(resp.headers()) else {
+        return resp;
+    };
+    // A compressed body cannot be parsed; passing it on would leak the list.
+    let encoded = resp
+        .headers()
+        .get(CONTENT_ENCODING)
+        .filter(|enc| !enc.as_bytes().eq_ignore_ascii_case(b"identity"));
+    if let Some(enc) = encoded {
+        filter.log_failure(&FilterError::Encoded(enc.clone()));
+        return fail_closed_response(&filter.id);
+    }
+    match media {
+        Media::Json => json::filter(resp, filter).await,
+        Media::EventStream => sse::wrap(resp, filter),
+    }
+}
+
+/// The essence of `Content-Type`, case-insensitive, parameters ignored.
+fn media_type(headers: &HeaderMap) -> Option<Media> {
+    let value = headers.get(CONTENT_TYPE)?.to_str().ok()?;
+    let essence = value.split(';').next().unwrap_or_default().trim();
+    if essence.eq_ignore_ascii_case("application/json") {
+        Some(Media::Json)
+    } else if essence.eq_ignore_ascii_case("text/event-stream") {
+        Some(Media::EventStream)
+    } else {
+        None
+    }
+}
+
+/// The JSON-RPC error the client gets instead of a list we could not filter.
+fn error_json(id: &Value) -> Vec<u8> {
+    let msg = serde_json::json!({
+        "jsonrpc": "2.0",
+        "id": id,
+        "error": {
+            "code": -32603,
+            "message": "gateway could not filter the list response",
+        },
+    });
+    // Serializing a `Value` with string keys cannot fail; fall back to the
+    // null-id form rather than panic.
+    serde_json::to_vec(&msg).unwrap_or_else(|_| {
+        br#"{"jsonrpc":"2.0","id":null,"error":{"code":-32603,"message":"gateway could not filter the list response"}}"#
+            .to_vec()
+    })
+}
+
+/// A 502 carrying [`error_json`].
+// Built here rather than in `reject.rs`: the failure is only known after the
+// upstream answered, inside this stage, and the body is a JSON-RPC message,
+// not a gateway rejection.
+fn fail_closed_response(id: &Value) -> Response<Body> {
+    let bytes = error_json(id);
+    let len = bytes.len();
+    let mut resp = Response::new(body::full(bytes));
+    *resp.status_mut() = StatusCode::BAD_GATEWAY;
+    let headers = resp.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(CONTENT_LENGTH, HeaderValue::from(len));
+    resp
+}
