@@ -1,53 +1,89 @@
 //! The orchestrator: one request through the stages, in order.
 //!
-//! 3 well-known → route → 4 authenticate → read body → 5 JSON-RPC envelope →
-//! 6 authorize → 7 forward → 8 filter lists. Each stage
-//! is a plain function with typed inputs and outputs; this file only wires
-//! them and writes the one log event per request. Nothing reaches the
-//! upstream unless every earlier stage returned `Ok`.
+//! 3 well-known → route → Origin/CORS → 4 authenticate → rate limits → read
+//! body → 5 JSON-RPC envelope → 6 authorize → session unwrap → 7 forward →
+//! session wrap → 8 filter lists. Each stage is a plain function with typed
+//! inputs and outputs; this file only wires them and writes the one log event
+//! per request. Nothing reaches the upstream unless every earlier stage
+//! returned `Ok`.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{Method, Request, Response};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 
-use crate::authn::{Authenticator, Principal};
+use crate::authn::{Authenticator, AuthnError, Principal};
 use crate::authz::{self, CallDecision, Decision, DenyMode};
 use crate::body::Body;
 use crate::config::{Config, Route};
+use crate::cors;
 use crate::filter::{self, ListFilter, ListKind};
 use crate::forward::{self, ClientConn, HttpClient};
 use crate::jsonrpc::{self, Envelope, RpcCall, Target};
 use crate::reject::{self, Challenge, Denied, Rejection};
+use crate::session::SessionBinder;
+use crate::throttle::{Guarded, Throttle, Throttled};
 use crate::well_known;
+
+/// How often idle rate-limiter keys are pruned.
+const HOUSEKEEPING: Duration = Duration::from_secs(30);
 
 /// Shared state for every request: the config snapshot and its services.
 pub struct Gateway {
     config: Arc<Config>,
     authn: Authenticator,
     client: HttpClient,
+    sessions: SessionBinder,
+    throttle: Arc<Throttle>,
 }
 
 /// What the request log event records about a proxied request.
 #[derive(Default)]
 struct Outcome {
-    principal: Option<Principal>,
+    principal: Option<Arc<Principal>>,
     /// The authorized JSON-RPC calls of a POST.
     calls: Vec<RpcCall>,
 }
 
 impl Gateway {
-    /// Builds the gateway and starts background key refresh for every issuer.
+    /// Builds the gateway and starts its background tasks (key refresh,
+    /// limiter housekeeping).
     pub fn start(config: Arc<Config>) -> Self {
         let client = forward::client::build(config.limits.upstream_connect_timeout);
         let authn = Authenticator::start(&config, client.clone());
+        let sessions = match &config.session_key {
+            Some(key) => SessionBinder::new(&key.0),
+            None => {
+                tracing::warn!(
+                    "session_binding.key is not set: using a random key, so session ids \
+                     do not survive a restart and do not work across replicas"
+                );
+                SessionBinder::random()
+            }
+        };
+        let throttle = Arc::new(Throttle::new(
+            &config.rate_limits,
+            config.limits.max_streams_per_principal,
+        ));
+        let weak = Arc::downgrade(&throttle);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(HOUSEKEEPING).await;
+                match weak.upgrade() {
+                    Some(t) => t.housekeeping(),
+                    None => return,
+                }
+            }
+        });
         Self {
             config,
             authn,
             client,
+            sessions,
+            throttle,
         }
     }
 
@@ -68,22 +104,33 @@ impl Gateway {
         }
 
         let Some(route) = self.config.route(&path).cloned() else {
-            let rejection = Rejection::NoRoute;
-            log(
-                &method,
-                &path,
-                None,
-                &Outcome::default(),
-                Some(&rejection),
-                started,
-                rejection.status(),
-            );
-            return reject::respond(&rejection, None);
+            return self.refuse(&method, &path, None, Rejection::NoRoute, started);
         };
 
-        let (parts, body) = req.into_parts();
+        // Origin first, before anything else (DNS rebinding); then CORS preflight.
+        let origin = match cors::check(&route, req.headers()) {
+            Ok(origin) => origin,
+            Err(rejection) => return self.refuse(&method, &path, Some(&route), rejection, started),
+        };
+        if method == Method::OPTIONS {
+            return match origin {
+                Some(origin) => cors::preflight(origin),
+                None => self.refuse(
+                    &method,
+                    &path,
+                    Some(&route),
+                    Rejection::MethodNotAllowed,
+                    started,
+                ),
+            };
+        }
+
+        let (mut parts, body) = req.into_parts();
         let mut outcome = Outcome::default();
-        match self.proxy(&parts, body, &route, conn, &mut outcome).await {
+        let mut resp = match self
+            .proxy(&mut parts, body, &route, conn, &mut outcome)
+            .await
+        {
             Ok(resp) => {
                 log(
                     &method,
@@ -114,13 +161,39 @@ impl Gateway {
                 );
                 resp
             }
+        };
+        if let Some(origin) = origin {
+            cors::decorate(&mut resp, origin);
         }
+        resp
     }
 
-    /// Stages 4 → 7 for a request on `route`.
+    /// Logs and answers a rejection that happened before the proxy stages.
+    fn refuse(
+        &self,
+        method: &Method,
+        path: &str,
+        route: Option<&Route>,
+        rejection: Rejection,
+        started: Instant,
+    ) -> Response<Body> {
+        let resp = reject::respond(&rejection, None);
+        log(
+            method,
+            path,
+            route,
+            &Outcome::default(),
+            Some(&rejection),
+            started,
+            resp.status(),
+        );
+        resp
+    }
+
+    /// Stages 4 → 8 for a request on `route`.
     async fn proxy(
         &self,
-        parts: &http::request::Parts,
+        parts: &mut http::request::Parts,
         body: Incoming,
         route: &Arc<Route>,
         conn: ClientConn,
@@ -130,14 +203,28 @@ impl Gateway {
             return Err(Rejection::MethodNotAllowed);
         }
 
-        // Stage 4: authenticate.
-        let principal = self
+        // Stage 4: authenticate. Failures are rate-limited per client IP, so an
+        // unauthenticated flood costs bounded memory and CPU.
+        let principal = match self
             .authn
             .authenticate(&parts.headers, parts.uri.query(), route)
-            .await?;
-        let has_base_scopes = principal.has_all(&route.required_scopes);
-        outcome.principal = Some(principal);
-        if !has_base_scopes {
+            .await
+        {
+            Ok(p) => p,
+            Err(e) => {
+                if !matches!(e, AuthnError::KeysUnavailable { .. }) {
+                    self.throttle
+                        .check_unauthenticated(conn.peer.ip())
+                        .map_err(|throttled| Rejection::Throttled {
+                            throttled,
+                            id: None,
+                        })?;
+                }
+                return Err(e.into());
+            }
+        };
+        outcome.principal = Some(principal.clone());
+        if !principal.has_all(&route.required_scopes) {
             let mut required = route.required_scopes.clone();
             required.sort_unstable();
             required.dedup();
@@ -148,9 +235,9 @@ impl Gateway {
         // forward exactly the same bytes.
         let body = read_body(body, self.config.limits.max_body).await?;
 
-        // Stages 5 + 6: read the JSON-RPC envelope and authorize every call in it.
-        // GET (the SSE stream) and DELETE (end session) carry no call: the route's
-        // scopes, checked above, are all they need.
+        // Stages 5 + 6: read the JSON-RPC envelope, apply rate limits, and
+        // authorize every call in it. GET (the SSE stream) and DELETE (end
+        // session) carry no call: the route's scopes, checked above, suffice.
         if parts.method == Method::POST {
             let limits = jsonrpc::ParseLimits {
                 max_depth: self.config.limits.max_json_depth,
@@ -158,12 +245,29 @@ impl Gateway {
             };
             let envelope = jsonrpc::parse(&body, limits)?;
             jsonrpc::check_headers(&parts.headers, &envelope)?;
-            let principal = outcome.principal.as_ref().ok_or(Rejection::BodyRead)?;
-            outcome.calls = authorize(route, principal, envelope)?;
+            self.rate_limit(&principal, Some(&envelope))?;
+            outcome.calls = authorize(route, &principal, envelope)?;
+        } else {
+            self.rate_limit(&principal, None)?;
         }
+
+        // The upstream sees its own session id, and only for the principal that created it.
+        self.sessions
+            .unwrap_request(&principal, &mut parts.headers)
+            .map_err(|_| Rejection::SessionNotFound)?;
+        let slot =
+            self.throttle
+                .open_stream(&principal)
+                .map_err(|throttled| Rejection::Throttled {
+                    throttled,
+                    id: single_id(outcome),
+                })?;
 
         // Stage 7: forward and stream.
         let resp = forward::forward(&self.client, route, parts, body, conn).await?;
+        let (mut head, body) = resp.into_parts();
+        self.sessions.wrap_response(&principal, &mut head.headers);
+        let resp = Response::from_parts(head, Guarded::new(body, slot).boxed());
 
         // Stage 8: hide list entries the caller could not use.
         Ok(
@@ -173,6 +277,41 @@ impl Gateway {
             },
         )
     }
+
+    /// Per-principal and per-tool rate limits.
+    fn rate_limit(
+        &self,
+        principal: &Principal,
+        envelope: Option<&Envelope>,
+    ) -> Result<(), Rejection> {
+        let id = match envelope {
+            Some(Envelope::Single(call)) => call.id.clone(),
+            _ => None,
+        };
+        let throttled = |throttled: Throttled| Rejection::Throttled {
+            throttled,
+            id: id.clone(),
+        };
+        self.throttle
+            .check_principal(principal)
+            .map_err(throttled)?;
+        for call in envelope.map(Envelope::calls).unwrap_or_default() {
+            if let Target::Tool(tool) = &call.target {
+                self.throttle
+                    .check_tool(principal, tool)
+                    .map_err(throttled)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The id of a single JSON-RPC request, for JSON-RPC-shaped refusals.
+fn single_id(outcome: &Outcome) -> Option<serde_json::Value> {
+    match outcome.calls.as_slice() {
+        [call] => call.id.clone(),
+        _ => None,
+    }
 }
 
 /// The list filter for a single `*/list` request on a route that filters lists.
@@ -181,7 +320,11 @@ fn list_filter(
     outcome: &Outcome,
     max_event_bytes: usize,
 ) -> Option<ListFilter> {
-    route.policy.as_ref().filter(|p| p.filter_lists)?;
+    let pass_oversize = route
+        .policy
+        .as_ref()
+        .filter(|p| p.filter_lists)?
+        .pass_oversize_lists;
     let [call] = outcome.calls.as_slice() else {
         return None;
     };
@@ -216,6 +359,7 @@ fn list_filter(
         kind,
         allow,
         max_event_bytes,
+        pass_oversize,
     })
 }
 

@@ -14,6 +14,7 @@ use crate::authz::DenyMode;
 use crate::body::{self, Body};
 use crate::forward::ForwardError;
 use crate::jsonrpc::{JsonRpcError, RpcCall, Target};
+use crate::throttle::Throttled;
 
 /// Why the gateway refuses a request.
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +52,20 @@ pub enum Rejection {
     /// The upstream failed.
     #[error(transparent)]
     Forward(#[from] ForwardError),
+    /// A present `Origin` the route does not allow (DNS-rebinding defence).
+    #[error("origin not allowed")]
+    OriginNotAllowed,
+    /// The session id is not one this principal was given.
+    #[error("session not found")]
+    SessionNotFound,
+    /// A rate or stream limit refused the request.
+    #[error("{throttled}")]
+    Throttled {
+        /// Which limit.
+        throttled: Throttled,
+        /// The JSON-RPC id, when the request was a single JSON-RPC request.
+        id: Option<serde_json::Value>,
+    },
 }
 
 /// A policy refusal, with what the response needs to say.
@@ -109,6 +124,9 @@ impl Rejection {
             Rejection::BodyRead => StatusCode::BAD_REQUEST,
             Rejection::Forward(ForwardError::Timeout(_)) => StatusCode::GATEWAY_TIMEOUT,
             Rejection::Forward(_) => StatusCode::BAD_GATEWAY,
+            Rejection::OriginNotAllowed => StatusCode::FORBIDDEN,
+            Rejection::SessionNotFound => StatusCode::NOT_FOUND,
+            Rejection::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 
@@ -154,6 +172,17 @@ impl Rejection {
                 "upstream_unavailable",
                 "the MCP server could not be reached".into(),
             ),
+            Rejection::OriginNotAllowed => (
+                "forbidden_origin",
+                "this Origin may not call this endpoint".into(),
+            ),
+            Rejection::SessionNotFound => (
+                "session_not_found",
+                "unknown session; start a new one".into(),
+            ),
+            Rejection::Throttled { throttled, .. } => {
+                ("rate_limited", format!("{throttled}; retry later"))
+            }
         }
     }
 
@@ -175,6 +204,18 @@ pub fn respond(rejection: &Rejection, challenge: Option<&Challenge<'_>>) -> Resp
         }
         Rejection::Denied(d) if d.mode == DenyMode::JsonRpcError && !d.ids.is_empty() => {
             return jsonrpc_response(StatusCode::OK, denied_body(d));
+        }
+        Rejection::Throttled { throttled, id } => {
+            return throttled_response(throttled, id.as_ref());
+        }
+        Rejection::SessionNotFound => {
+            // The Python SDK's shape for "session not found"; clients re-initialize.
+            let body = serde_json::json!({
+                "jsonrpc": "2.0",
+                "id": null,
+                "error": { "code": -32001, "message": "Session not found" },
+            });
+            return jsonrpc_response(StatusCode::NOT_FOUND, body);
         }
         _ => {}
     }
@@ -221,6 +262,28 @@ pub fn respond(rejection: &Rejection, challenge: Option<&Challenge<'_>>) -> Resp
         }
         _ => {}
     }
+    resp
+}
+
+/// 429 with `Retry-After`; a JSON-RPC error body when the request was a call.
+fn throttled_response(throttled: &Throttled, id: Option<&serde_json::Value>) -> Response<Body> {
+    let retry_after = match throttled {
+        Throttled::Rate { retry_after } => *retry_after,
+        Throttled::Streams => 1,
+    };
+    let body = match id {
+        Some(id) => serde_json::json!({
+            "jsonrpc": "2.0",
+            "id": id,
+            "error": { "code": -32000, "message": throttled.to_string(), "data": { "retry_after": retry_after } },
+        }),
+        None => {
+            serde_json::json!({ "error": "rate_limited", "error_description": throttled.to_string() })
+        }
+    };
+    let mut resp = jsonrpc_response(StatusCode::TOO_MANY_REQUESTS, body);
+    resp.headers_mut()
+        .insert(RETRY_AFTER, HeaderValue::from(retry_after));
     resp
 }
 

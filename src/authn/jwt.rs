@@ -47,11 +47,12 @@ struct Unverified {
     iss: String,
 }
 
-/// Verifies `token` against the issuers in `stores`, and its audience against `route`.
+/// Verifies `token`'s signature, issuer and times against the issuers in
+/// `stores`. The result does not depend on the route, so it may be cached;
+/// [`check_audience`] binds it to a route.
 pub async fn verify(
     token: &str,
     stores: &HashMap<String, Arc<KeyStore>>,
-    route: &Route,
 ) -> Result<Principal, AuthnError> {
     if token.len() > MAX_TOKEN_LEN {
         return Err(AuthnError::Malformed("token too large"));
@@ -110,7 +111,7 @@ pub async fn verify(
     let mut last = AuthnError::BadSignature;
     for key in candidates {
         match jsonwebtoken::decode::<Claims>(token, key, &validation) {
-            Ok(data) => return principal(data.claims, issuer, route),
+            Ok(data) => return principal(data.claims, issuer),
             Err(e) => last = map_error(e.into_kind()),
         }
     }
@@ -147,11 +148,7 @@ fn map_error(kind: ErrorKind) -> AuthnError {
     }
 }
 
-fn principal(
-    claims: Claims,
-    issuer: &crate::config::Issuer,
-    route: &Route,
-) -> Result<Principal, AuthnError> {
+fn principal(claims: Claims, issuer: &crate::config::Issuer) -> Result<Principal, AuthnError> {
     // jsonwebtoken does not look at `iat`; a token "issued" in the future is forged or broken.
     let now = jsonwebtoken::get_current_timestamp();
     if claims
@@ -160,23 +157,41 @@ fn principal(
     {
         return Err(AuthnError::NotYetValid);
     }
-    let audience_ok = match &claims.aud {
-        Some(OneOrMany::One(a)) => route.audiences.contains(a),
-        Some(OneOrMany::Many(list)) => list.iter().any(|a| route.audiences.contains(a)),
-        None => false,
+    let audiences = match claims.aud {
+        Some(OneOrMany::One(a)) => vec![a],
+        Some(OneOrMany::Many(list)) => list,
+        None => Vec::new(),
     };
-    if !audience_ok {
-        return Err(AuthnError::AudienceMismatch);
-    }
     let mut scopes = scopes(&claims.rest, &issuer.scope_claims);
     scopes.sort_unstable();
     scopes.dedup();
+    let expires_at = claims
+        .rest
+        .get("exp")
+        .and_then(serde_json::Value::as_u64)
+        .unwrap_or(0);
     Ok(Principal {
         issuer: claims.iss,
         subject: claims.sub,
         client_id: claims.client_id.or(claims.azp),
         scopes,
+        audiences,
+        expires_at,
     })
+}
+
+/// RFC 8707 / MCP: the token must have been issued for this route's resource
+/// (or one of its configured extra audiences).
+pub fn check_audience(principal: &Principal, route: &Route) -> Result<(), AuthnError> {
+    if principal
+        .audiences
+        .iter()
+        .any(|a| route.audiences.contains(a))
+    {
+        Ok(())
+    } else {
+        Err(AuthnError::AudienceMismatch)
+    }
 }
 
 /// Scopes from the first configured claim present: a space-separated string

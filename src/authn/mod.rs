@@ -8,8 +8,11 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use http::HeaderMap;
+use moka::Expiry;
+use moka::future::Cache;
 
 use crate::config::{Config, Route};
 use crate::forward::client::HttpClient;
@@ -31,6 +34,10 @@ pub struct Principal {
     pub client_id: Option<String>,
     /// Granted scopes, deduplicated and sorted.
     pub scopes: Vec<String>,
+    /// The token's audiences (`aud`).
+    pub audiences: Vec<String>,
+    /// `exp`, in seconds since the epoch.
+    pub expires_at: u64,
 }
 
 impl Principal {
@@ -99,6 +106,27 @@ pub enum AuthnError {
 /// Validates bearer tokens against the configured issuers' keys.
 pub struct Authenticator {
     stores: HashMap<String, Arc<KeyStore>>,
+    /// Verified tokens by SHA-256 (never the token itself), until `exp` or the
+    /// configured TTL, whichever is first.
+    cache: Cache<[u8; 32], Arc<Principal>>,
+}
+
+/// Expires each cached token at its own `exp`.
+struct UntilExp;
+
+impl Expiry<[u8; 32], Arc<Principal>> for UntilExp {
+    fn expire_after_create(
+        &self,
+        _: &[u8; 32],
+        p: &Arc<Principal>,
+        _: std::time::Instant,
+    ) -> Option<Duration> {
+        Some(Duration::from_secs(p.expires_at.saturating_sub(now())))
+    }
+}
+
+fn now() -> u64 {
+    jsonwebtoken::get_current_timestamp()
 }
 
 impl Authenticator {
@@ -117,7 +145,12 @@ impl Authenticator {
                 (issuer.issuer.clone(), store)
             })
             .collect();
-        Self { stores }
+        let cache = Cache::builder()
+            .max_capacity(config.token_cache.max_entries)
+            .time_to_live(config.token_cache.ttl)
+            .expire_after(UntilExp)
+            .build();
+        Self { stores, cache }
     }
 
     /// Authenticates a request to `route`.
@@ -126,13 +159,38 @@ impl Authenticator {
         headers: &HeaderMap,
         query: Option<&str>,
         route: &Route,
-    ) -> Result<Principal, AuthnError> {
+    ) -> Result<Arc<Principal>, AuthnError> {
         let token = bearer::extract(headers, query)?.ok_or(AuthnError::Missing)?;
-        jwt::verify(token, &self.stores, route).await
+        let key = sha256(token);
+        let principal = match self.cache.get(&key).await {
+            // Belt and braces: never trust an entry past `exp`, whatever the cache does.
+            Some(p) if p.expires_at > now() => p,
+            _ => {
+                let p = Arc::new(jwt::verify(token, &self.stores).await?);
+                self.cache.insert(key, p.clone()).await;
+                p
+            }
+        };
+        // A cached token still goes through the route's audience check.
+        jwt::check_audience(&principal, route)?;
+        Ok(principal)
+    }
+
+    /// How many verified tokens are cached (for tests and metrics).
+    pub fn cached_tokens(&self) -> u64 {
+        self.cache.entry_count()
     }
 
     /// True when every issuer has a usable key set (`/readyz`).
     pub fn ready(&self) -> bool {
         self.stores.values().all(|s| s.has_keys())
     }
+}
+
+/// SHA-256 of the token: the cache key, so the cache never holds a token.
+fn sha256(token: &str) -> [u8; 32] {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
+    let mut out = [0u8; 32];
+    out.copy_from_slice(digest.as_ref());
+    out
 }

@@ -71,6 +71,8 @@ pub struct Policy {
     pub on_insufficient_scope: DenyMode,
     /// Whether list responses are filtered to what the caller may use.
     pub filter_lists: bool,
+    /// Whether a list response too large to filter passes unfiltered (instead of failing).
+    pub pass_oversize_lists: bool,
 }
 
 impl NameRules {

@@ -27,6 +27,47 @@ pub struct RawConfig {
     /// Resource limits and timeouts; every one has a safe default.
     #[serde(default)]
     pub limits: RawLimits,
+    /// Cache of verified tokens.
+    #[serde(default)]
+    pub token_cache: RawTokenCache,
+    /// Key for binding session ids to principals.
+    pub session_binding: Option<RawSessionBinding>,
+    /// Rate limits.
+    #[serde(default)]
+    pub rate_limits: RawRateLimits,
+}
+
+/// `session_binding:`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSessionBinding {
+    /// HMAC key, at least 32 characters.
+    pub key: String,
+}
+
+/// `rate_limits:`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRateLimits {
+    /// e.g. `20/s burst 40`, per `iss`+`sub`.
+    pub per_principal: Option<String>,
+    /// Tool name → rate, per principal.
+    #[serde(default)]
+    pub tools: BTreeMap<String, String>,
+    /// Failed authentications per client IP (IPv6: per /64).
+    pub unauthenticated_per_ip: Option<String>,
+    /// Keys a limiter may hold before it is pruned.
+    pub max_keys: Option<u64>,
+}
+
+/// `token_cache:`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTokenCache {
+    /// Longest time a verified token is trusted without re-verification.
+    pub ttl: Option<String>,
+    /// Most cached tokens.
+    pub max_entries: Option<u64>,
 }
 
 /// `tls:`
@@ -90,6 +131,9 @@ pub struct RawRoute {
     pub upstream_timeout: Option<String>,
     /// Per-tool, per-resource and per-prompt scopes.
     pub policy: Option<RawPolicy>,
+    /// Browser origins allowed to call this route (exact `scheme://host[:port]`).
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
 }
 
 /// `routes[].policy:`
@@ -114,6 +158,8 @@ pub struct RawPolicy {
     pub on_insufficient_scope: Option<RawDenyMode>,
     /// Hide unusable entries from list responses (default true).
     pub filter_lists: Option<bool>,
+    /// Pass a list response too large to filter unfiltered (default false: end it with an error).
+    pub pass_oversize_lists: Option<bool>,
 }
 
 /// One `resources:` rule.
@@ -173,6 +219,8 @@ pub struct RawLimits {
     pub max_batch: Option<u64>,
     /// Largest list response (JSON body or one SSE event) buffered for filtering.
     pub max_filtered_event: Option<String>,
+    /// Concurrent requests and streams one principal may hold open.
+    pub max_streams_per_principal: Option<u64>,
 }
 
 /// Parses YAML text into the raw shapes. Errors carry a path (`routes[0].upstrem`).

@@ -34,6 +34,56 @@ pub struct Config {
     pub routes: Vec<Arc<Route>>,
     /// Limits and timeouts.
     pub limits: Limits,
+    /// Verified-token cache settings.
+    pub token_cache: TokenCache,
+    /// HMAC key for session binding; `None` means a random key per process.
+    pub session_key: Option<Secret>,
+    /// Rate limits.
+    pub rate_limits: RateLimitConfig,
+}
+
+/// A secret from the config. `Debug` never shows it.
+#[derive(Clone)]
+pub struct Secret(pub Vec<u8>);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
+
+/// A rate: `count` per `period`, with bursts of up to `burst`.
+#[derive(Debug, Clone)]
+pub struct Rate {
+    /// Requests per period.
+    pub count: std::num::NonZeroU32,
+    /// The period.
+    pub period: Duration,
+    /// Requests allowed at once.
+    pub burst: std::num::NonZeroU32,
+}
+
+/// `rate_limits:`
+#[derive(Debug, Clone)]
+pub struct RateLimitConfig {
+    /// Per `iss`+`sub`; off when `None`.
+    pub per_principal: Option<Rate>,
+    /// Per principal and tool.
+    pub tools: std::collections::HashMap<String, Rate>,
+    /// Failed authentications per client IP (IPv6: per /64).
+    pub unauthenticated_per_ip: Rate,
+    /// Keys a limiter may hold before it is pruned.
+    pub max_keys: usize,
+}
+
+/// Verified-token cache settings.
+#[derive(Debug, Clone)]
+pub struct TokenCache {
+    /// Longest time a verified token is trusted without re-verification
+    /// (never past its `exp`). Zero disables the cache.
+    pub ttl: Duration,
+    /// Most cached tokens.
+    pub max_entries: u64,
 }
 
 /// Certificate chain and key for the listener.
@@ -102,6 +152,8 @@ pub struct Route {
     pub upstream_timeout: Duration,
     /// Per-tool/resource/prompt rules; `None` means only `required_scopes` apply.
     pub policy: Option<Policy>,
+    /// Allowed browser origins (serialized, lowercase).
+    pub allowed_origins: Vec<String>,
 }
 
 /// A parsed upstream URL.
@@ -140,6 +192,8 @@ pub struct Limits {
     pub max_batch: usize,
     /// Largest list response buffered for filtering.
     pub max_filtered_event: usize,
+    /// Concurrent requests and streams per principal.
+    pub max_streams_per_principal: usize,
 }
 
 /// One problem (or warning) found in a config file.

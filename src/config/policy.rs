@@ -133,5 +133,6 @@ pub(super) fn compile(raw: RawPolicy, path: &str, report: &mut Report) -> Option
             Some(RawDenyMode::JsonrpcError) => DenyMode::JsonRpcError,
         },
         filter_lists: raw.filter_lists.unwrap_or(true),
+        pass_oversize_lists: raw.pass_oversize_lists.unwrap_or(false),
     })
 }

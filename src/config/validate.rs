@@ -6,6 +6,7 @@
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,8 +14,11 @@ use std::time::Duration;
 use jsonwebtoken::Algorithm;
 use url::Url;
 
-use super::file::{RawConfig, RawIssuer, RawLimits, RawRoute};
-use super::{Config, Issuer, KeySource, Limits, Problem, Route, TlsFiles, Upstream};
+use super::file::{RawConfig, RawIssuer, RawLimits, RawRateLimits, RawRoute};
+use super::{
+    Config, Issuer, KeySource, Limits, Problem, Rate, RateLimitConfig, Route, Secret, TlsFiles,
+    TokenCache, Upstream,
+};
 use crate::well_known::PRM_PREFIX;
 
 /// Asymmetric algorithms accepted when an issuer lists none.
@@ -134,6 +138,26 @@ pub fn validate(raw: RawConfig, base_dir: &Path) -> Result<(Config, Vec<Problem>
         .collect();
 
     let limits = limits(&raw.limits, &mut report);
+    let session_key = raw.session_binding.and_then(|b| {
+        if b.key.len() < 32 {
+            report.error(
+                "session_binding.key",
+                "must be at least 32 characters (use a random secret)",
+            );
+            None
+        } else {
+            Some(Secret(b.key.into_bytes()))
+        }
+    });
+    let rate_limits = rate_limits(&raw.rate_limits, &mut report);
+    let token_cache = TokenCache {
+        ttl: report.duration(
+            "token_cache.ttl",
+            raw.token_cache.ttl.as_deref(),
+            Duration::from_secs(300),
+        ),
+        max_entries: raw.token_cache.max_entries.unwrap_or(100_000),
+    };
 
     if raw.routes.is_empty() {
         report.error("routes", "at least one route is required");
@@ -163,6 +187,9 @@ pub fn validate(raw: RawConfig, base_dir: &Path) -> Result<(Config, Vec<Problem>
                 issuers,
                 routes,
                 limits,
+                token_cache,
+                session_key,
+                rate_limits,
             },
             report.warnings,
         ))
@@ -339,7 +366,27 @@ fn route(
         .policy
         .map(|p| super::policy::compile(p, &format!("{path}.policy"), report));
 
+    let allowed_origins = raw
+        .allowed_origins
+        .iter()
+        .enumerate()
+        .filter_map(|(j, o)| {
+            let origin = Url::parse(o).ok().map(|u| u.origin().ascii_serialization());
+            match origin {
+                Some(origin) if origin.eq_ignore_ascii_case(o.trim_end_matches('/')) => Some(origin),
+                _ => {
+                    report.error(
+                        format!("{path}.allowed_origins[{j}]"),
+                        "must be an origin like https://app.example.com (scheme, host, optional port; no path)",
+                    );
+                    None
+                }
+            }
+        })
+        .collect();
+
     Some(Route {
+        allowed_origins,
         policy: policy.flatten(),
         path: raw.path,
         upstream: upstream?,
@@ -354,6 +401,68 @@ fn route(
         resource_documentation: raw.resource_documentation,
         trust_forwarded_headers: raw.trust_forwarded_headers,
         upstream_timeout,
+    })
+}
+
+fn rate_limits(raw: &RawRateLimits, report: &mut Report) -> RateLimitConfig {
+    let mut parse = |path: String, text: &str| {
+        let rate = parse_rate(text);
+        if rate.is_none() {
+            report.error(
+                path,
+                format!("`{text}` is not a rate; write e.g. `20/s burst 40`, `100/m` or `1/s`"),
+            );
+        }
+        rate
+    };
+    let per_principal = raw
+        .per_principal
+        .as_deref()
+        .and_then(|t| parse("rate_limits.per_principal".into(), t));
+    let tools = raw
+        .tools
+        .iter()
+        .filter_map(|(tool, t)| {
+            parse(format!("rate_limits.tools.{tool}"), t).map(|r| (tool.clone(), r))
+        })
+        .collect();
+    let unauthenticated_per_ip = raw
+        .unauthenticated_per_ip
+        .as_deref()
+        .and_then(|t| parse("rate_limits.unauthenticated_per_ip".into(), t))
+        .or_else(|| parse_rate("20/s burst 100"));
+    RateLimitConfig {
+        per_principal,
+        tools,
+        unauthenticated_per_ip: unauthenticated_per_ip.unwrap_or(Rate {
+            count: NonZeroU32::MIN,
+            period: Duration::from_secs(1),
+            burst: NonZeroU32::MIN,
+        }),
+        max_keys: usize::try_from(raw.max_keys.unwrap_or(100_000)).unwrap_or(usize::MAX),
+    }
+}
+
+/// Parses `N/s`, `N/m`, `N/h`, each optionally followed by `burst B`.
+fn parse_rate(text: &str) -> Option<Rate> {
+    let mut words = text.split_whitespace();
+    let (count, unit) = words.next()?.split_once('/')?;
+    let count: NonZeroU32 = count.parse().ok()?;
+    let period = match unit {
+        "s" => Duration::from_secs(1),
+        "m" => Duration::from_secs(60),
+        "h" => Duration::from_secs(3600),
+        _ => return None,
+    };
+    let burst = match (words.next(), words.next(), words.next()) {
+        (None, _, _) => count,
+        (Some("burst"), Some(b), None) => b.parse().ok()?,
+        _ => return None,
+    };
+    Some(Rate {
+        count,
+        period,
+        burst,
     })
 }
 
@@ -397,6 +506,11 @@ fn limits(raw: &RawLimits, report: &mut Report) -> Limits {
         ),
         max_json_depth: report.count("limits.max_json_depth", raw.max_json_depth, 64),
         max_batch: report.count("limits.max_batch", raw.max_batch, 32),
+        max_streams_per_principal: report.count(
+            "limits.max_streams_per_principal",
+            raw.max_streams_per_principal,
+            64,
+        ),
         max_filtered_event: report.size(
             "limits.max_filtered_event",
             raw.max_filtered_event.as_deref(),
@@ -508,6 +622,32 @@ pub fn base_dir(config_file: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rates() {
+        let r = parse_rate("20/s burst 40").unwrap();
+        assert_eq!(
+            (r.count.get(), r.period.as_secs(), r.burst.get()),
+            (20, 1, 40)
+        );
+        let r = parse_rate("100/m").unwrap();
+        assert_eq!(
+            (r.count.get(), r.period.as_secs(), r.burst.get()),
+            (100, 60, 100)
+        );
+        for bad in [
+            "",
+            "0/s",
+            "5",
+            "5/d",
+            "5/s burst",
+            "5/s burst 0",
+            "5/s jump 3",
+            "5/s burst 3 x",
+        ] {
+            assert!(parse_rate(bad).is_none(), "{bad}");
+        }
+    }
 
     #[test]
     fn sizes() {

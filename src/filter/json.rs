@@ -18,7 +18,18 @@ pub(super) async fn filter(resp: Response<Body>, filter: ListFilter) -> Response
     let (mut parts, upstream) = resp.into_parts();
     let bytes = match read_capped(upstream, filter.max_event_bytes).await {
         Ok(bytes) => bytes,
-        Err(err) => {
+        Err((err, Some((read, rest)))) if filter.pass_oversize => {
+            tracing::warn!(id = %filter.id, error = %err, "list response passed unfiltered (pass_oversize_lists)");
+            return Response::from_parts(
+                parts,
+                Prefixed {
+                    prefix: Some(read),
+                    inner: rest,
+                }
+                .boxed(),
+            );
+        }
+        Err((err, _)) => {
             filter.log_failure(&err);
             return fail_closed_response(&filter.id);
         }
@@ -41,18 +52,46 @@ pub(super) async fn filter(resp: Response<Body>, filter: ListFilter) -> Response
 // A hand loop rather than `http_body_util::Limited`: `Limited` converts the
 // error through a higher-ranked `From` bound that rustc cannot prove for a
 // boxed error inside the connection future (rust-lang/rust#64552).
-async fn read_capped(mut upstream: Body, limit: usize) -> Result<bytes::Bytes, FilterError> {
+/// Past the cap, the error comes with what was read and the unread rest, so
+/// the response can still be passed on whole.
+async fn read_capped(mut upstream: Body, limit: usize) -> Result<bytes::Bytes, ReadError> {
     let mut buf = bytes::BytesMut::new();
     while let Some(frame) = upstream.frame().await {
-        let frame = frame.map_err(|err| FilterError::Body(err.to_string()))?;
+        let frame = frame.map_err(|err| (FilterError::Body(err.to_string()), None))?;
         if let Ok(data) = frame.into_data() {
-            if buf.len() + data.len() > limit {
-                return Err(FilterError::TooLarge { limit });
-            }
             buf.extend_from_slice(&data);
+            if buf.len() > limit {
+                return Err((
+                    FilterError::TooLarge { limit },
+                    Some((buf.freeze(), upstream)),
+                ));
+            }
         }
     }
     Ok(buf.freeze())
+}
+
+type ReadError = (FilterError, Option<(bytes::Bytes, Body)>);
+
+/// Bytes already read, then the rest of the upstream body.
+struct Prefixed {
+    prefix: Option<bytes::Bytes>,
+    inner: Body,
+}
+
+impl http_body::Body for Prefixed {
+    type Data = bytes::Bytes;
+    type Error = crate::body::BoxError;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        if let Some(prefix) = self.prefix.take() {
+            return std::task::Poll::Ready(Some(Ok(http_body::Frame::data(prefix))));
+        }
+        std::pin::Pin::new(&mut self.inner).poll_frame(cx)
+    }
 }
 
 /// The filtered body, or `None` when `bytes` is not the matching response

@@ -60,6 +60,9 @@ pub struct ListFilter {
     pub allow: Allow,
     /// Largest JSON body or single SSE event buffered for filtering.
     pub max_event_bytes: usize,
+    /// Past `max_event_bytes`, pass the response on unfiltered (the route's
+    /// `pass_oversize_lists`) instead of failing closed.
+    pub pass_oversize: bool,
 }
 
 /// Why a list response could not be filtered. Logged, never sent to clients:

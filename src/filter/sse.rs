@@ -101,6 +101,9 @@ impl SseFilter {
             let at_start = std::mem::replace(&mut self.at_start, false);
             if event.len() > self.filter.max_event_bytes {
                 let limit = self.filter.max_event_bytes;
+                if self.filter.pass_oversize {
+                    return self.give_up(event, eof, &FilterError::TooLarge { limit });
+                }
                 return self.fail(&FilterError::TooLarge { limit });
             }
             match self.inspect(&event, at_start) {
@@ -132,8 +135,25 @@ impl SseFilter {
             }
         } else if self.buf.len() > self.filter.max_event_bytes {
             let limit = self.filter.max_event_bytes;
+            if self.filter.pass_oversize {
+                return self.give_up(Bytes::new(), false, &FilterError::TooLarge { limit });
+            }
             self.fail(&FilterError::TooLarge { limit });
         }
+    }
+
+    /// The route allows oversize lists to pass unfiltered: forward `event` and
+    /// everything buffered as-is, then relay the rest untouched.
+    fn give_up(&mut self, event: Bytes, eof: bool, err: &FilterError) {
+        tracing::warn!(id = %self.filter.id, error = %err, "list response passed unfiltered (pass_oversize_lists)");
+        if !event.is_empty() {
+            self.ready.push_back(event);
+        }
+        let rest = self.buf.split().freeze();
+        if !rest.is_empty() {
+            self.ready.push_back(rest);
+        }
+        self.state = if eof { State::Done } else { State::PassThrough };
     }
 
     /// Drops what is buffered, queues the error event and ends the stream.

@@ -20,6 +20,7 @@ fn list_filter(kind: ListKind, max: usize) -> ListFilter {
         kind,
         allow: Arc::new(|_, name: &str| !name.starts_with("secret")),
         max_event_bytes: max,
+        pass_oversize: false,
     }
 }
 
@@ -328,4 +329,34 @@ async fn sse_upstream_error_propagates() {
         .into_body();
     let err = body.collect().await.unwrap_err();
     assert_eq!(err.to_string(), "upstream reset");
+}
+
+#[tokio::test]
+async fn oversize_lists_pass_unfiltered_only_when_the_route_allows() {
+    let big = format!(
+        r#"{{"jsonrpc":"2.0","id":7,"result":{{"tools":[{{"name":"secret_x"}},{{"name":"{}"}}]}}}}"#,
+        "a".repeat(300)
+    );
+    let mut allow = list_filter(ListKind::Tools, 100);
+    allow.pass_oversize = true;
+
+    // JSON: the whole original body goes on, byte for byte.
+    let resp = response("application/json", chunked(big.as_bytes(), 64));
+    let (parts, body) = run(resp, allow.clone()).await;
+    assert_eq!(parts.status, StatusCode::OK);
+    assert_eq!(body, big.as_bytes());
+    let (parts, _) = run_json(&big, 100).await;
+    assert_eq!(
+        parts.status,
+        StatusCode::BAD_GATEWAY,
+        "fails closed by default"
+    );
+
+    // SSE: the oversize event and everything after it pass as-is.
+    let stream = format!("id: 1\ndata: {big}\n\nid: 2\ndata: {{\"later\":true}}\n\n");
+    let resp = response("text/event-stream", chunked(stream.as_bytes(), 50));
+    let (_, body) = run(resp, allow).await;
+    assert_eq!(body, stream.as_bytes());
+    let failed = run_sse(chunked(stream.as_bytes(), 50), 100).await;
+    assert!(String::from_utf8_lossy(&failed).contains("event: error"));
 }

@@ -293,3 +293,30 @@ async fn unreachable_jwks_fails_closed_with_503() {
     );
     assert_eq!(upstream.count(), 0);
 }
+
+#[tokio::test]
+async fn a_cached_token_is_still_checked_against_each_routes_audience() {
+    let issuer = TestIssuer::new(ISS);
+    let upstream = Upstream::start(Behavior::Json).await;
+    let gw = GatewayBuilder::new()
+        .issuer(&issuer)
+        .route("/mcp", &upstream.url(), RESOURCE, "")
+        .route(
+            "/other",
+            &upstream.url(),
+            "https://other.example.test/other",
+            "required_scopes: [other:use]",
+        )
+        .spawn();
+    gw.wait_ready().await;
+    let auth = format!("Bearer {}", issuer.token(RESOURCE, "other:use"));
+    for _ in 0..2 {
+        let r = send("POST", &gw.url("/mcp"), &[("authorization", &auth)], INIT).await;
+        assert_eq!(r.status, 200);
+        // Verified (and cached) for /mcp, but minted for another resource than /other.
+        let r = send("POST", &gw.url("/other"), &[("authorization", &auth)], INIT).await;
+        assert_eq!(r.status, 401, "{}", r.text());
+        assert!(r.header("www-authenticate").contains("invalid_token"));
+    }
+    assert_eq!(upstream.count(), 2);
+}

@@ -14,6 +14,7 @@ mod support;
 mod authn;
 mod check;
 mod forward;
+mod hardening;
 mod interop;
 mod metadata;
 mod policy;

@@ -34,6 +34,7 @@ fn policy(unlisted: Unlisted) -> Policy {
         unlisted,
         on_insufficient_scope: DenyMode::Challenge,
         filter_lists: true,
+        pass_oversize_lists: false,
     }
 }
 

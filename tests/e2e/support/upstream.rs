@@ -148,6 +148,7 @@ async fn answer(behavior: Behavior) -> http::Response<Body> {
 fn json() -> http::Response<Body> {
     http::Response::builder()
         .header("content-type", "application/json")
+        .header("mcp-session-id", "up-1")
         .body(
             http_body_util::Full::new(Bytes::from_static(
                 br#"{"jsonrpc":"2.0","id":1,"result":{"ok":true}}"#,

@@ -1,0 +1,315 @@
+//! Admission control: rate limits (per principal, per principal and tool,
+//! and per client IP on the unauthenticated path) and the cap on concurrent
+//! streams per principal.
+//!
+//! Limiters are `governor` keyed GCRA limiters. Their key maps only grow, so a
+//! housekeeping pass drops keys that are back to a fresh state, and the
+//! unauthenticated limiter keys IPv6 clients by /64 so that address rotation
+//! cannot grow memory without bound. Refusals are 429 with `Retry-After`.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use http_body::{Body as HttpBody, Frame, SizeHint};
+
+use crate::authn::Principal;
+use crate::body::{Body, BoxError};
+use crate::config::{Rate, RateLimitConfig};
+
+/// Why a request is not admitted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Throttled {
+    /// A rate limit is exhausted; retry after this many seconds.
+    #[error("rate limit exceeded")]
+    Rate {
+        /// Seconds until a retry may succeed (at least 1).
+        retry_after: u64,
+    },
+    /// The principal already has the maximum number of open streams.
+    #[error("too many concurrent streams")]
+    Streams,
+}
+
+/// All admission state of the gateway.
+pub struct Throttle {
+    per_principal: Option<DefaultKeyedRateLimiter<String>>,
+    per_tool: HashMap<String, DefaultKeyedRateLimiter<String>>,
+    unauthenticated: DefaultKeyedRateLimiter<IpAddr>,
+    max_keys: usize,
+    streams: Arc<Mutex<HashMap<String, usize>>>,
+    max_streams: usize,
+    clock: DefaultClock,
+}
+
+fn quota(rate: &Rate) -> Quota {
+    let per_one = rate.period / rate.count.get();
+    Quota::with_period(per_one.max(Duration::from_nanos(1)))
+        .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
+        .allow_burst(rate.burst)
+}
+
+impl Throttle {
+    /// Builds the limiters from config.
+    pub fn new(config: &RateLimitConfig, max_streams: usize) -> Self {
+        Self {
+            per_principal: config
+                .per_principal
+                .as_ref()
+                .map(|r| RateLimiter::keyed(quota(r))),
+            per_tool: config
+                .tools
+                .iter()
+                .map(|(tool, r)| (tool.clone(), RateLimiter::keyed(quota(r))))
+                .collect(),
+            unauthenticated: RateLimiter::keyed(quota(&config.unauthenticated_per_ip)),
+            max_keys: config.max_keys,
+            streams: Arc::new(Mutex::new(HashMap::new())),
+            max_streams,
+            clock: DefaultClock::default(),
+        }
+    }
+
+    /// Counts one request against the caller's budget.
+    pub fn check_principal(&self, principal: &Principal) -> Result<(), Throttled> {
+        match &self.per_principal {
+            Some(limiter) => self.check(limiter, &key(principal)),
+            None => Ok(()),
+        }
+    }
+
+    /// Counts one call of `tool` against the caller's budget for it.
+    pub fn check_tool(&self, principal: &Principal, tool: &str) -> Result<(), Throttled> {
+        match self.per_tool.get(tool) {
+            Some(limiter) => self.check(limiter, &key(principal)),
+            None => Ok(()),
+        }
+    }
+
+    /// Counts one failed authentication from `ip`.
+    pub fn check_unauthenticated(&self, ip: IpAddr) -> Result<(), Throttled> {
+        self.check(&self.unauthenticated, &network(ip))
+    }
+
+    fn check<K: std::hash::Hash + Eq + Clone>(
+        &self,
+        limiter: &DefaultKeyedRateLimiter<K>,
+        key: &K,
+    ) -> Result<(), Throttled> {
+        if limiter.len() > self.max_keys {
+            limiter.retain_recent();
+        }
+        limiter.check_key(key).map_err(|not_until| {
+            let wait = not_until.wait_time_from(self.clock.now());
+            Throttled::Rate {
+                retry_after: wait.as_secs() + u64::from(wait.subsec_nanos() > 0),
+            }
+            .at_least_one()
+        })
+    }
+
+    /// Takes one of the principal's stream slots until the guard is dropped.
+    pub fn open_stream(&self, principal: &Principal) -> Result<StreamGuard, Throttled> {
+        let key = key(principal);
+        let mut streams = self
+            .streams
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let open = streams.entry(key.clone()).or_insert(0);
+        if *open >= self.max_streams {
+            return Err(Throttled::Streams);
+        }
+        *open += 1;
+        Ok(StreamGuard {
+            streams: self.streams.clone(),
+            key,
+        })
+    }
+
+    /// Drops limiter keys that are back to a fresh state. Called periodically.
+    pub fn housekeeping(&self) {
+        self.unauthenticated.retain_recent();
+        self.unauthenticated.shrink_to_fit();
+        for limiter in self.per_principal.iter().chain(self.per_tool.values()) {
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
+        }
+    }
+
+    /// Keys held by the unauthenticated limiter (for tests).
+    pub fn unauthenticated_keys(&self) -> usize {
+        self.unauthenticated.len()
+    }
+}
+
+impl Throttled {
+    fn at_least_one(self) -> Self {
+        match self {
+            Throttled::Rate { retry_after } => Throttled::Rate {
+                retry_after: retry_after.max(1),
+            },
+            other => other,
+        }
+    }
+}
+
+/// A principal's identity for limits: `iss` and `sub` (or client).
+fn key(p: &Principal) -> String {
+    let owner = p
+        .subject
+        .as_deref()
+        .or(p.client_id.as_deref())
+        .unwrap_or("");
+    format!("{}\u{0}{owner}", p.issuer)
+}
+
+/// IPv4 as is; IPv6 by /64, the unit one client usually controls.
+fn network(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => {
+            let mut seg = v6.segments();
+            seg[4..].fill(0);
+            IpAddr::from(seg)
+        }
+    }
+}
+
+/// Holds a stream slot; released when dropped.
+pub struct StreamGuard {
+    streams: Arc<Mutex<HashMap<String, usize>>>,
+    key: String,
+}
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        let mut streams = self
+            .streams
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(open) = streams.get_mut(&self.key) {
+            *open -= 1;
+            if *open == 0 {
+                streams.remove(&self.key);
+            }
+        }
+    }
+}
+
+/// A response body that holds a stream slot until it ends or is dropped.
+pub struct Guarded {
+    inner: Body,
+    _guard: StreamGuard,
+}
+
+impl Guarded {
+    /// Ties `guard` to `inner`'s lifetime.
+    pub fn new(inner: Body, guard: StreamGuard) -> Self {
+        Self {
+            inner,
+            _guard: guard,
+        }
+    }
+}
+
+impl HttpBody for Guarded {
+    type Data = bytes::Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rate(count: u32, secs: u64, burst: u32) -> Rate {
+        Rate {
+            count: NonZeroU32::new(count).unwrap(),
+            period: Duration::from_secs(secs),
+            burst: NonZeroU32::new(burst).unwrap(),
+        }
+    }
+
+    fn principal(sub: &str) -> Principal {
+        Principal {
+            issuer: "https://as".into(),
+            subject: Some(sub.into()),
+            client_id: None,
+            scopes: vec![],
+            audiences: vec![],
+            expires_at: 0,
+        }
+    }
+
+    fn throttle() -> Throttle {
+        let config = RateLimitConfig {
+            per_principal: Some(rate(1, 60, 2)),
+            tools: HashMap::from([("expensive".to_owned(), rate(1, 60, 1))]),
+            unauthenticated_per_ip: rate(1, 60, 3),
+            max_keys: 1000,
+        };
+        Throttle::new(&config, 2)
+    }
+
+    #[test]
+    fn principals_have_separate_budgets_with_burst() {
+        let t = throttle();
+        assert!(t.check_principal(&principal("alice")).is_ok());
+        assert!(t.check_principal(&principal("alice")).is_ok());
+        let Err(Throttled::Rate { retry_after }) = t.check_principal(&principal("alice")) else {
+            panic!("third call within the burst should be limited");
+        };
+        assert!((1..=60).contains(&retry_after));
+        assert!(t.check_principal(&principal("bob")).is_ok());
+        assert!(t.check_tool(&principal("bob"), "expensive").is_ok());
+        assert!(t.check_tool(&principal("bob"), "expensive").is_err());
+        assert!(t.check_tool(&principal("bob"), "cheap").is_ok());
+    }
+
+    #[test]
+    fn ipv6_clients_share_a_budget_per_64() {
+        let t = throttle();
+        for i in 0..3u16 {
+            let ip: IpAddr = format!("2001:db8:1:2::{i:x}").parse().unwrap();
+            assert!(t.check_unauthenticated(ip).is_ok());
+        }
+        assert!(
+            t.check_unauthenticated("2001:db8:1:2:ffff::1".parse().unwrap())
+                .is_err()
+        );
+        assert_eq!(t.unauthenticated_keys(), 1);
+    }
+
+    #[test]
+    fn stream_slots_are_released_on_drop() {
+        let t = throttle();
+        let a = t.open_stream(&principal("alice")).unwrap();
+        let _b = t.open_stream(&principal("alice")).unwrap();
+        assert_eq!(
+            t.open_stream(&principal("alice")).err(),
+            Some(Throttled::Streams)
+        );
+        drop(a);
+        assert!(t.open_stream(&principal("alice")).is_ok());
+    }
+}
