@@ -84,6 +84,9 @@ pub enum JsonRpcError {
     /// The target exceeds [`MAX_TARGET_LEN`].
     #[error("target name or URI too long")]
     TargetTooLong,
+    /// A resource URI with dot-segments or encoded separators.
+    #[error("resource URI with dot-segments or encoded separators")]
+    AmbiguousUri,
     /// `Mcp-Method`/`Mcp-Name` disagree with the body.
     #[error("{0} header does not match the body")]
     HeaderMismatch(&'static str),
@@ -141,6 +144,35 @@ pub fn parse(body: &[u8], limits: ParseLimits) -> Result<Envelope, JsonRpcError>
 fn short(e: &serde_json::Error) -> String {
     let s = e.to_string();
     s.chars().take(120).collect()
+}
+
+/// Checks that `bytes` is one JSON value with no duplicate object keys and
+/// nesting within `max_depth`. Used for JWT headers and payloads, where a
+/// duplicate claim could be read differently by another parser.
+pub fn check_strict_json(bytes: &[u8], max_depth: usize) -> Result<(), String> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    Strict {
+        depth: 1,
+        max: max_depth,
+    }
+    .deserialize(&mut de)
+    .and_then(|()| de.end())
+    .map_err(|e| short(&e))
+}
+
+/// A resource URI the policy can judge: no dot-segments, no percent-encoded
+/// dots or separators, no backslashes. Servers may normalize such URIs after
+/// the gateway matched them (`file:///public/../private`), so they are refused.
+fn is_judgeable_uri(uri: &str) -> bool {
+    let lower = uri.to_ascii_lowercase();
+    let encoded = ["%2e", "%2f", "%5c", "%00"]
+        .iter()
+        .any(|e| lower.contains(e));
+    let dot_segment = uri
+        .split(['/', '?', '#'])
+        .skip(1)
+        .any(|seg| seg == "." || seg == "..");
+    !encoded && !dot_segment && !uri.contains('\\')
 }
 
 /// Checks MCP 2026-07-28 `Mcp-Method`/`Mcp-Name` headers against the body.
@@ -284,6 +316,11 @@ impl RawMessage {
             }
             _ => Target::None,
         };
+        if let Target::Resource(uri) = &target {
+            if !is_judgeable_uri(uri) {
+                return Err(JsonRpcError::AmbiguousUri);
+            }
+        }
         Ok(RpcCall {
             method: Some(method),
             id: self.id,

@@ -11,8 +11,12 @@ use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, Validation};
 use serde::Deserialize;
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
 use super::{AuthnError, KeyStore, Principal};
 use crate::config::Route;
+use crate::jsonrpc;
 
 /// Refuse absurdly large tokens before any decoding work.
 const MAX_TOKEN_LEN: usize = 16 * 1024;
@@ -67,6 +71,19 @@ pub async fn verify(
     })?;
     if header.crit.is_some() {
         return Err(AuthnError::CriticalHeader);
+    }
+    // Nested JWTs (RFC 7519 §5.2 `cty`) are never expected for access tokens.
+    if header.cty.is_some() {
+        return Err(AuthnError::Malformed("nested or typed-content JWT"));
+    }
+    // A duplicate header parameter or claim could be read differently by
+    // another parser; refuse it before trusting anything.
+    for segment in token.split('.').take(2) {
+        let json = URL_SAFE_NO_PAD
+            .decode(segment)
+            .map_err(|_| AuthnError::Malformed("JWT segment is not base64url"))?;
+        jsonrpc::check_strict_json(&json, 16)
+            .map_err(|_| AuthnError::Malformed("JWT header or claims are not strict JSON"))?;
     }
     if let Some(typ) = &header.typ {
         let ok = ["at+jwt", "application/at+jwt", "JWT"]

@@ -217,3 +217,37 @@ fn mcp_method_and_name_headers_must_match_the_body() {
         .is_err()
     );
 }
+
+#[test]
+fn resource_uris_that_a_server_could_normalize_are_refused() {
+    for uri in [
+        "file:///public/../private/secret.txt",
+        "file:///public/./x",
+        "file:///public/..",
+        "file:///public/%2e%2e/private",
+        "file:///public%2fsecret",
+        "file:///public\\..\\secret",
+    ] {
+        let body = format!(
+            r#"{{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{{"uri":{}}}}}"#,
+            serde_json::json!(uri)
+        );
+        assert_eq!(err(&body), JsonRpcError::AmbiguousUri, "{uri}");
+    }
+    let ok = one(
+        r#"{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":"file:///public/a..b/c.txt"}}"#,
+    );
+    assert_eq!(
+        ok.target,
+        Target::Resource("file:///public/a..b/c.txt".into())
+    );
+}
+
+#[test]
+fn strict_json_refuses_duplicates_and_depth() {
+    assert!(check_strict_json(br#"{"a":1,"b":{"c":[1,2]}}"#, 8).is_ok());
+    assert!(check_strict_json(br#"{"a":1,"a":2}"#, 8).is_err());
+    assert!(check_strict_json(br#"{"a":{"b":1,"b":1}}"#, 8).is_err());
+    assert!(check_strict_json(b"[[[[1]]]]", 3).is_err());
+    assert!(check_strict_json(b"{} {}", 8).is_err());
+}

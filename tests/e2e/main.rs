@@ -11,6 +11,7 @@
 
 mod support;
 
+mod adversarial;
 mod authn;
 mod check;
 mod forward;
