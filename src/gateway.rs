@@ -8,7 +8,11 @@
 //! returned `Ok`.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use tracing::Instrument;
 
 use bytes::Bytes;
 use http::{Method, Request, Response};
@@ -25,19 +29,38 @@ use crate::forward::{self, ClientConn, HttpClient};
 use crate::jsonrpc::{self, Envelope, RpcCall, Target};
 use crate::reject::{self, Challenge, Denied, Rejection};
 use crate::session::SessionBinder;
+use crate::telemetry::metrics::{self, Metrics, RequestLabels, RouteLabels, StreamGauge};
 use crate::throttle::{Guarded, Throttle, Throttled};
 use crate::well_known;
+
+/// The request id header, sent upstream and back to the client.
+const X_REQUEST_ID: &str = "x-request-id";
 
 /// How often idle rate-limiter keys are pruned.
 const HOUSEKEEPING: Duration = Duration::from_secs(30);
 
-/// Shared state for every request: the config snapshot and its services.
-pub struct Gateway {
-    config: Arc<Config>,
+/// Everything derived from one config: swapped whole on reload, loaded once
+/// per request.
+pub struct Snapshot {
+    /// The validated config.
+    pub config: Arc<Config>,
     authn: Authenticator,
-    client: HttpClient,
     sessions: SessionBinder,
     throttle: Arc<Throttle>,
+}
+
+/// The gateway: the current snapshot and what outlives reloads.
+pub struct Gateway {
+    snapshot: ArcSwap<Snapshot>,
+    client: HttpClient,
+    metrics: Arc<Metrics>,
+    /// Set on SIGTERM: `/readyz` fails from then on.
+    draining: AtomicBool,
+    /// Used when `session_binding.key` is not set; kept across reloads so
+    /// sessions survive them.
+    fallback_session_key: [u8; 32],
+    next_request_id: AtomicU64,
+    request_id_prefix: u32,
 }
 
 /// What the request log event records about a proxied request.
@@ -51,66 +74,128 @@ struct Outcome {
 impl Gateway {
     /// Builds the gateway and starts its background tasks (key refresh,
     /// limiter housekeeping).
-    pub fn start(config: Arc<Config>) -> Self {
+    pub fn start(config: Arc<Config>, metrics: Arc<Metrics>) -> Arc<Self> {
         let client = forward::client::build(config.limits.upstream_connect_timeout);
-        let authn = Authenticator::start(&config, client.clone());
-        let sessions = match &config.session_key {
-            Some(key) => SessionBinder::new(&key.0),
-            None => {
-                tracing::warn!(
-                    "session_binding.key is not set: using a random key, so session ids \
-                     do not survive a restart and do not work across replicas"
-                );
-                SessionBinder::random()
-            }
-        };
-        let throttle = Arc::new(Throttle::new(
-            &config.rate_limits,
-            config.limits.max_streams_per_principal,
-        ));
-        let weak = Arc::downgrade(&throttle);
+        let mut fallback_session_key = [0u8; 32];
+        // aws-lc's RNG only fails without any OS entropy source.
+        let _ = aws_lc_rs::rand::fill(&mut fallback_session_key);
+        let mut prefix = [0u8; 4];
+        let _ = aws_lc_rs::rand::fill(&mut prefix);
+        let snapshot = build_snapshot(config, &client, &metrics, None, &fallback_session_key);
+        let gateway = Arc::new(Self {
+            snapshot: ArcSwap::from_pointee(snapshot),
+            client,
+            metrics,
+            draining: AtomicBool::new(false),
+            fallback_session_key,
+            next_request_id: AtomicU64::new(0),
+            request_id_prefix: u32::from_be_bytes(prefix),
+        });
+        let weak = Arc::downgrade(&gateway);
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(HOUSEKEEPING).await;
                 match weak.upgrade() {
-                    Some(t) => t.housekeeping(),
+                    Some(g) => g.snapshot.load().throttle.housekeeping(),
                     None => return,
                 }
             }
         });
-        Self {
-            config,
-            authn,
-            client,
-            sessions,
-            throttle,
-        }
+        gateway
     }
 
-    /// Whether every issuer has keys (`/readyz`).
+    /// Swaps in a snapshot built from `config`. Requests in flight keep the
+    /// snapshot they started with; open streams are untouched. Issuers whose
+    /// config is unchanged keep their loaded keys; new ones are given up to
+    /// their fetch timeout to load before the swap.
+    pub async fn reload(&self, config: Config) {
+        let config = Arc::new(config);
+        let old = self.snapshot.load_full();
+        let next = build_snapshot(
+            config.clone(),
+            &self.client,
+            &self.metrics,
+            Some(&old),
+            &self.fallback_session_key,
+        );
+        let deadline =
+            Instant::now() + config.limits.jwks_fetch_timeout + Duration::from_millis(500);
+        while !next.authn.ready() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        if !next.authn.ready() {
+            tracing::warn!(
+                "reloaded config has issuers whose keys are not loaded yet; their tokens get 503 until they are"
+            );
+        }
+        if config.listen != old.config.listen || config.tls.is_some() != old.config.tls.is_some() {
+            tracing::warn!("`listen` and `tls` are read at start only; restart to change them");
+        }
+        self.snapshot.store(Arc::new(next));
+    }
+
+    /// The config currently in force.
+    pub fn config(&self) -> Arc<Config> {
+        self.snapshot.load().config.clone()
+    }
+
+    /// The metrics registry.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Stops reporting ready (SIGTERM): load balancers stop sending new work.
+    pub fn begin_drain(&self) {
+        self.draining.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether the gateway should receive traffic: not draining, and every
+    /// issuer has keys.
     pub fn ready(&self) -> bool {
-        self.authn.ready()
+        !self.draining.load(Ordering::SeqCst) && self.snapshot.load().authn.ready()
+    }
+
+    /// A process-unique request id (random prefix + counter).
+    fn request_id(&self) -> String {
+        let n = self.next_request_id.fetch_add(1, Ordering::Relaxed);
+        format!("{:08x}-{n:08x}", self.request_id_prefix)
     }
 
     /// Handles one request end to end. Never fails: rejections become responses.
-    pub async fn handle(&self, req: Request<Incoming>, conn: ClientConn) -> Response<Body> {
+    pub async fn handle(&self, mut req: Request<Incoming>, conn: ClientConn) -> Response<Body> {
+        let request_id = self.request_id();
+        let span = tracing::info_span!("request", request_id = %request_id);
+        if let Ok(v) = http::HeaderValue::from_str(&request_id) {
+            req.headers_mut().insert(X_REQUEST_ID, v);
+        }
+        let mut resp = self.handle_inner(req, conn).instrument(span).await;
+        if let Ok(v) = http::HeaderValue::from_str(&request_id) {
+            resp.headers_mut().insert(X_REQUEST_ID, v);
+        }
+        resp
+    }
+
+    async fn handle_inner(&self, req: Request<Incoming>, conn: ClientConn) -> Response<Body> {
+        let snap = self.snapshot.load_full();
         let started = Instant::now();
         let method = req.method().clone();
         let path = req.uri().path().to_owned();
 
         // Stage 3: answered without a token.
-        if let Some(answer) = well_known::respond(&method, &path, &self.config, self.ready()) {
+        if let Some(answer) = well_known::respond(&method, &path, &snap.config, self.ready()) {
             return answer.unwrap_or_else(|rejection| reject::respond(&rejection, None));
         }
 
-        let Some(route) = self.config.route(&path).cloned() else {
+        let Some(route) = snap.config.route(&path).cloned() else {
             return self.refuse(&method, &path, None, Rejection::NoRoute, started);
         };
 
         // Origin first, before anything else (DNS rebinding); then CORS preflight.
         let origin = match cors::check(&route, req.headers()) {
             Ok(origin) => origin,
-            Err(rejection) => return self.refuse(&method, &path, Some(&route), rejection, started),
+            Err(rejection) => {
+                return self.refuse(&method, &path, Some(&route), rejection, started);
+            }
         };
         if method == Method::OPTIONS {
             return match origin {
@@ -127,12 +212,12 @@ impl Gateway {
 
         let (mut parts, body) = req.into_parts();
         let mut outcome = Outcome::default();
-        let mut resp = match self
-            .proxy(&mut parts, body, &route, conn, &mut outcome)
-            .await
-        {
+        let result = self
+            .proxy(&snap, &mut parts, body, &route, conn, &mut outcome, started)
+            .await;
+        let mut resp = match result {
             Ok(resp) => {
-                log(
+                self.log(
                     &method,
                     &path,
                     Some(&route),
@@ -150,7 +235,7 @@ impl Gateway {
                     scopes: &route.required_scopes,
                 };
                 let resp = reject::respond(&rejection, Some(&challenge));
-                log(
+                self.log(
                     &method,
                     &path,
                     Some(&route),
@@ -178,7 +263,7 @@ impl Gateway {
         started: Instant,
     ) -> Response<Body> {
         let resp = reject::respond(&rejection, None);
-        log(
+        self.log(
             method,
             path,
             route,
@@ -191,13 +276,19 @@ impl Gateway {
     }
 
     /// Stages 4 → 8 for a request on `route`.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one value per stage input; grouping them would hide the flow"
+    )]
     async fn proxy(
         &self,
+        snap: &Snapshot,
         parts: &mut http::request::Parts,
         body: Incoming,
         route: &Arc<Route>,
         conn: ClientConn,
         outcome: &mut Outcome,
+        started: Instant,
     ) -> Result<Response<Body>, Rejection> {
         if !matches!(parts.method, Method::POST | Method::GET | Method::DELETE) {
             return Err(Rejection::MethodNotAllowed);
@@ -205,7 +296,7 @@ impl Gateway {
 
         // Stage 4: authenticate. Failures are rate-limited per client IP, so an
         // unauthenticated flood costs bounded memory and CPU.
-        let principal = match self
+        let principal = match snap
             .authn
             .authenticate(&parts.headers, parts.uri.query(), route)
             .await
@@ -213,7 +304,7 @@ impl Gateway {
             Ok(p) => p,
             Err(e) => {
                 if !matches!(e, AuthnError::KeysUnavailable { .. }) {
-                    self.throttle
+                    snap.throttle
                         .check_unauthenticated(conn.peer.ip())
                         .map_err(|throttled| Rejection::Throttled {
                             throttled,
@@ -233,77 +324,200 @@ impl Gateway {
 
         // The body is buffered (capped) so that later stages can inspect it and
         // forward exactly the same bytes.
-        let body = read_body(body, self.config.limits.max_body).await?;
+        let limits = &snap.config.limits;
+        let body = read_body(body, limits.max_body).await?;
 
         // Stages 5 + 6: read the JSON-RPC envelope, apply rate limits, and
         // authorize every call in it. GET (the SSE stream) and DELETE (end
         // session) carry no call: the route's scopes, checked above, suffice.
         if parts.method == Method::POST {
-            let limits = jsonrpc::ParseLimits {
-                max_depth: self.config.limits.max_json_depth,
-                max_batch: self.config.limits.max_batch,
+            let parse_limits = jsonrpc::ParseLimits {
+                max_depth: limits.max_json_depth,
+                max_batch: limits.max_batch,
             };
-            let envelope = jsonrpc::parse(&body, limits)?;
+            let envelope = jsonrpc::parse(&body, parse_limits)?;
             jsonrpc::check_headers(&parts.headers, &envelope)?;
-            self.rate_limit(&principal, Some(&envelope))?;
+            rate_limit(&snap.throttle, &principal, Some(&envelope))?;
             outcome.calls = authorize(route, &principal, envelope)?;
         } else {
-            self.rate_limit(&principal, None)?;
+            rate_limit(&snap.throttle, &principal, None)?;
         }
 
         // The upstream sees its own session id, and only for the principal that created it.
-        self.sessions
+        snap.sessions
             .unwrap_request(&principal, &mut parts.headers)
             .map_err(|_| Rejection::SessionNotFound)?;
         let slot =
-            self.throttle
+            snap.throttle
                 .open_stream(&principal)
                 .map_err(|throttled| Rejection::Throttled {
                     throttled,
                     id: single_id(outcome),
                 })?;
+        forward::headers::add_identity(&mut parts.headers, route, &principal);
 
         // Stage 7: forward and stream.
+        let labels = RouteLabels {
+            route: route.path.clone(),
+        };
+        self.metrics
+            .gateway_seconds
+            .get_or_create(&labels)
+            .observe(started.elapsed().as_secs_f64());
+        let upstream_started = Instant::now();
         let resp = forward::forward(&self.client, route, parts, body, conn).await?;
+        self.metrics
+            .upstream_seconds
+            .get_or_create(&labels)
+            .observe(upstream_started.elapsed().as_secs_f64());
         let (mut head, body) = resp.into_parts();
-        self.sessions.wrap_response(&principal, &mut head.headers);
-        let resp = Response::from_parts(head, Guarded::new(body, slot).boxed());
+        snap.sessions.wrap_response(&principal, &mut head.headers);
+        let gauge = is_sse(&head.headers).then(|| StreamGauge::open(&self.metrics.open_streams));
+        let resp = Response::from_parts(head, Guarded::new(body, (slot, gauge)).boxed());
 
         // Stage 8: hide list entries the caller could not use.
         Ok(
-            match list_filter(route, outcome, self.config.limits.max_filtered_event) {
+            match list_filter(route, outcome, limits.max_filtered_event) {
                 Some(f) => filter::filter_response(resp, f).await,
                 None => resp,
             },
         )
     }
 
-    /// Per-principal and per-tool rate limits.
-    fn rate_limit(
+    /// The one structured event per request, and its metrics. Never logs
+    /// tokens or bodies.
+    #[expect(clippy::too_many_arguments, reason = "the fields of one log event")]
+    fn log(
         &self,
-        principal: &Principal,
-        envelope: Option<&Envelope>,
-    ) -> Result<(), Rejection> {
-        let id = match envelope {
-            Some(Envelope::Single(call)) => call.id.clone(),
-            _ => None,
+        method: &Method,
+        path: &str,
+        route: Option<&Route>,
+        outcome: &Outcome,
+        rejection: Option<&Rejection>,
+        started: Instant,
+        status: http::StatusCode,
+    ) {
+        let latency_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        let sub = outcome
+            .principal
+            .as_ref()
+            .and_then(|p| p.subject.as_deref());
+        let client_id = outcome
+            .principal
+            .as_ref()
+            .and_then(|p| p.client_id.as_deref());
+        let rpc_method = match (outcome.calls.as_slice(), rejection) {
+            ([one], _) => one.method().to_owned(),
+            ([], Some(Rejection::Denied(d))) => d.call.method().to_owned(),
+            ([], _) => String::new(),
+            (_, _) => "batch".to_owned(),
         };
-        let throttled = |throttled: Throttled| Rejection::Throttled {
-            throttled,
-            id: id.clone(),
+        let decision = match rejection {
+            None => "allow",
+            Some(Rejection::Denied(_) | Rejection::InsufficientScope { .. }) => "deny",
+            Some(_) => "reject",
         };
-        self.throttle
-            .check_principal(principal)
-            .map_err(throttled)?;
-        for call in envelope.map(Envelope::calls).unwrap_or_default() {
-            if let Target::Tool(tool) = &call.target {
-                self.throttle
-                    .check_tool(principal, tool)
-                    .map_err(throttled)?;
-            }
+        self.metrics
+            .requests
+            .get_or_create(&RequestLabels {
+                route: route.map_or_else(|| "none".to_owned(), |r| r.path.clone()),
+                method: if rpc_method.is_empty() {
+                    method.as_str().to_owned()
+                } else {
+                    metrics::method_label(&rpc_method).to_owned()
+                },
+                decision: decision.to_owned(),
+                status: status.as_u16(),
+            })
+            .inc();
+        let route = route.map(|r| r.path.as_str());
+        match rejection {
+            None => tracing::info!(
+                target: "mcp_auth_gateway::request",
+                route, http.method = %method, path, rpc.method = rpc_method, status = status.as_u16(), latency_us, sub, client_id,
+                "request"
+            ),
+            Some(r) => tracing::info!(
+                target: "mcp_auth_gateway::request",
+                route, http.method = %method, path, rpc.method = rpc_method, status = status.as_u16(), latency_us, sub, client_id,
+                decision, reason = %r.reason(),
+                "request rejected"
+            ),
         }
-        Ok(())
     }
+}
+
+/// Builds a snapshot; `previous` lends its loaded key stores and, for a
+/// generated session key, continuity.
+fn build_snapshot(
+    config: Arc<Config>,
+    client: &HttpClient,
+    metrics: &Arc<Metrics>,
+    previous: Option<&Snapshot>,
+    fallback_session_key: &[u8; 32],
+) -> Snapshot {
+    let authn = Authenticator::start(
+        &config,
+        client.clone(),
+        metrics.clone(),
+        previous.map(|p| &p.authn),
+    );
+    let sessions = match &config.session_key {
+        Some(key) => SessionBinder::new(&key.0),
+        None => {
+            if previous.is_none() {
+                tracing::warn!(
+                    "session_binding.key is not set: using a random key, so session ids \
+                     do not survive a restart and do not work across replicas"
+                );
+            }
+            SessionBinder::new(fallback_session_key)
+        }
+    };
+    let throttle = Arc::new(Throttle::new(
+        &config.rate_limits,
+        config.limits.max_streams_per_principal,
+    ));
+    Snapshot {
+        config,
+        authn,
+        sessions,
+        throttle,
+    }
+}
+
+/// Per-principal and per-tool rate limits.
+fn rate_limit(
+    throttle: &Throttle,
+    principal: &Principal,
+    envelope: Option<&Envelope>,
+) -> Result<(), Rejection> {
+    let id = match envelope {
+        Some(Envelope::Single(call)) => call.id.clone(),
+        _ => None,
+    };
+    let throttled = |throttled: Throttled| Rejection::Throttled {
+        throttled,
+        id: id.clone(),
+    };
+    throttle.check_principal(principal).map_err(throttled)?;
+    for call in envelope.map(Envelope::calls).unwrap_or_default() {
+        if let Target::Tool(tool) = &call.target {
+            throttle.check_tool(principal, tool).map_err(throttled)?;
+        }
+    }
+    Ok(())
+}
+
+fn is_sse(headers: &http::HeaderMap) -> bool {
+    headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("text/event-stream")
+        })
 }
 
 /// The id of a single JSON-RPC request, for JSON-RPC-shaped refusals.
@@ -435,45 +649,5 @@ async fn read_body(body: Incoming, limit: usize) -> Result<Bytes, Rejection> {
             Err(Rejection::BodyTooLarge { limit })
         }
         Err(_) => Err(Rejection::BodyRead),
-    }
-}
-
-/// The one structured event per request. Never logs tokens or bodies.
-fn log(
-    method: &Method,
-    path: &str,
-    route: Option<&Route>,
-    outcome: &Outcome,
-    rejection: Option<&Rejection>,
-    started: Instant,
-    status: http::StatusCode,
-) {
-    let latency_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
-    let sub = outcome
-        .principal
-        .as_ref()
-        .and_then(|p| p.subject.as_deref());
-    let client_id = outcome
-        .principal
-        .as_ref()
-        .and_then(|p| p.client_id.as_deref());
-    let route = route.map(|r| r.path.as_str());
-    let rpc_method = match outcome.calls.as_slice() {
-        [one] => one.method(),
-        [] => "",
-        _ => "batch",
-    };
-    match rejection {
-        None => tracing::info!(
-            target: "mcp_auth_gateway::request",
-            route, http.method = %method, path, rpc.method = rpc_method, status = status.as_u16(), latency_us, sub, client_id,
-            "request"
-        ),
-        Some(r) => tracing::info!(
-            target: "mcp_auth_gateway::request",
-            route, http.method = %method, path, status = status.as_u16(), latency_us, sub, client_id,
-            reason = %r.reason(),
-            "request rejected"
-        ),
     }
 }

@@ -92,7 +92,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .enable_all()
                 .build()
                 .context("starting the async runtime")?;
-            runtime.block_on(server::run(Arc::new(config)))?;
+            runtime.block_on(server::run(Arc::new(config), Some(path)))?;
             Ok(ExitCode::SUCCESS)
         }
     }

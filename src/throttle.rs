@@ -202,15 +202,16 @@ impl Drop for StreamGuard {
     }
 }
 
-/// A response body that holds a stream slot until it ends or is dropped.
-pub struct Guarded {
+/// A response body that holds guards (a stream slot, a gauge) until it ends
+/// or is dropped.
+pub struct Guarded<G> {
     inner: Body,
-    _guard: StreamGuard,
+    _guard: G,
 }
 
-impl Guarded {
+impl<G> Guarded<G> {
     /// Ties `guard` to `inner`'s lifetime.
-    pub fn new(inner: Body, guard: StreamGuard) -> Self {
+    pub fn new(inner: Body, guard: G) -> Self {
         Self {
             inner,
             _guard: guard,
@@ -218,7 +219,7 @@ impl Guarded {
     }
 }
 
-impl HttpBody for Guarded {
+impl<G: Unpin> HttpBody for Guarded<G> {
     type Data = bytes::Bytes;
     type Error = BoxError;
 

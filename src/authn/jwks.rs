@@ -22,6 +22,7 @@ use url::Url;
 use crate::body;
 use crate::config::{Issuer, KeySource};
 use crate::forward::client::HttpClient;
+use crate::telemetry::metrics::Metrics;
 
 /// Minimum time between two on-demand refetches for unknown `kid`s.
 pub const REFETCH_INTERVAL: Duration = Duration::from_secs(10);
@@ -212,33 +213,39 @@ impl KeyStore {
     }
 
     /// Starts the background refresh loop: fetch now, then again when the
-    /// document's `max-age` (clamped) runs out; back off on failures.
-    pub fn spawn_refresh(self: Arc<Self>) {
+    /// document's `max-age` (clamped) runs out; back off on failures. The loop
+    /// ends once the store is dropped (e.g. its issuer left the config).
+    pub fn spawn_refresh(self: Arc<Self>, metrics: Arc<Metrics>) {
+        let weak = Arc::downgrade(&self);
+        drop(self);
         tokio::spawn(async move {
             let mut failures: u32 = 0;
             loop {
-                let wait = match self.fetch().await {
+                let Some(store) = weak.upgrade() else { return };
+                let result = store.fetch().await;
+                metrics.jwks_fetch(&store.issuer.issuer, result.is_ok());
+                let wait = match result {
                     Ok((set, max_age)) => {
                         failures = 0;
-                        tracing::debug!(issuer = %self.issuer.issuer, keys = set.len(), "JWKS loaded");
-                        self.keys.store(Some(Arc::new(set)));
+                        tracing::debug!(issuer = %store.issuer.issuer, keys = set.len(), "JWKS loaded");
+                        store.keys.store(Some(Arc::new(set)));
                         max_age
                             .unwrap_or(DEFAULT_REFRESH)
                             .clamp(MIN_REFRESH, MAX_REFRESH)
                     }
                     Err(e) => {
                         failures = failures.saturating_add(1);
-                        let level_has_keys = self.has_keys();
                         tracing::warn!(
-                            issuer = %self.issuer.issuer,
+                            issuer = %store.issuer.issuer,
                             error = %e,
-                            keeping_last_good_keys = level_has_keys,
+                            keeping_last_good_keys = store.has_keys(),
                             "JWKS fetch failed"
                         );
                         Duration::from_millis(500u64.saturating_mul(1 << failures.min(6)))
                             .min(Duration::from_secs(30))
                     }
                 };
+                drop(store);
                 tokio::time::sleep(wait).await;
             }
         });

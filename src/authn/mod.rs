@@ -16,6 +16,7 @@ use moka::future::Cache;
 
 use crate::config::{Config, Route};
 use crate::forward::client::HttpClient;
+use crate::telemetry::metrics::Metrics;
 
 pub mod bearer;
 pub mod jwks;
@@ -109,6 +110,7 @@ pub struct Authenticator {
     /// Verified tokens by SHA-256 (never the token itself), until `exp` or the
     /// configured TTL, whichever is first.
     cache: Cache<[u8; 32], Arc<Principal>>,
+    metrics: Arc<Metrics>,
 }
 
 /// Expires each cached token at its own `exp`.
@@ -131,17 +133,33 @@ fn now() -> u64 {
 
 impl Authenticator {
     /// Creates one key store per issuer and starts their background refresh.
-    pub fn start(config: &Config, client: HttpClient) -> Self {
+    /// Stores of `previous` whose issuer config is unchanged are reused, so a
+    /// config reload keeps loaded keys.
+    pub fn start(
+        config: &Config,
+        client: HttpClient,
+        metrics: Arc<Metrics>,
+        previous: Option<&Authenticator>,
+    ) -> Self {
         let stores = config
             .issuers
             .iter()
             .map(|issuer| {
-                let store = KeyStore::new(
-                    issuer.clone(),
-                    client.clone(),
-                    config.limits.jwks_fetch_timeout,
-                );
-                store.clone().spawn_refresh();
+                let reused = previous
+                    .and_then(|p| p.stores.get(&issuer.issuer))
+                    .filter(|s| *s.issuer() == **issuer && s.has_keys());
+                let store = match reused {
+                    Some(store) => store.clone(),
+                    None => {
+                        let store = KeyStore::new(
+                            issuer.clone(),
+                            client.clone(),
+                            config.limits.jwks_fetch_timeout,
+                        );
+                        store.clone().spawn_refresh(metrics.clone());
+                        store
+                    }
+                };
                 (issuer.issuer.clone(), store)
             })
             .collect();
@@ -150,7 +168,11 @@ impl Authenticator {
             .time_to_live(config.token_cache.ttl)
             .expire_after(UntilExp)
             .build();
-        Self { stores, cache }
+        Self {
+            stores,
+            cache,
+            metrics,
+        }
     }
 
     /// Authenticates a request to `route`.
@@ -164,8 +186,12 @@ impl Authenticator {
         let key = sha256(token);
         let principal = match self.cache.get(&key).await {
             // Belt and braces: never trust an entry past `exp`, whatever the cache does.
-            Some(p) if p.expires_at > now() => p,
+            Some(p) if p.expires_at > now() => {
+                self.metrics.token_cache_hits.inc();
+                p
+            }
             _ => {
+                self.metrics.token_cache_misses.inc();
                 let p = Arc::new(jwt::verify(token, &self.stores).await?);
                 self.cache.insert(key, p.clone()).await;
                 p

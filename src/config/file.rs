@@ -16,6 +16,8 @@ use serde::Deserialize;
 pub struct RawConfig {
     /// `host:port` to listen on.
     pub listen: Option<String>,
+    /// `host:port` of the admin listener (`/metrics`, `/healthz`, `/readyz`).
+    pub admin_listen: Option<String>,
     /// Optional TLS for the listener.
     pub tls: Option<RawTls>,
     /// Trusted token issuers.
@@ -134,6 +136,25 @@ pub struct RawRoute {
     /// Browser origins allowed to call this route (exact `scheme://host[:port]`).
     #[serde(default)]
     pub allowed_origins: Vec<String>,
+    /// Headers carrying the verified identity to the upstream.
+    pub forward_identity: Option<RawForwardIdentity>,
+    /// Static headers added to every upstream request (e.g. an API key).
+    #[serde(default)]
+    pub upstream_headers: BTreeMap<String, String>,
+}
+
+/// `routes[].forward_identity:`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawForwardIdentity {
+    /// Header for `sub`.
+    pub subject_header: Option<String>,
+    /// Header for the granted scopes (space-separated).
+    pub scopes_header: Option<String>,
+    /// Header for `client_id`.
+    pub client_id_header: Option<String>,
+    /// Header for `iss`.
+    pub issuer_header: Option<String>,
 }
 
 /// `routes[].policy:`

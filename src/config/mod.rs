@@ -17,6 +17,7 @@ use crate::authz::Policy;
 mod env;
 mod file;
 mod policy;
+pub mod reload;
 mod validate;
 
 pub use validate::is_scope_token;
@@ -26,6 +27,8 @@ pub use validate::is_scope_token;
 pub struct Config {
     /// Listener address.
     pub listen: SocketAddr,
+    /// Admin listener address, when enabled.
+    pub admin_listen: Option<SocketAddr>,
     /// TLS files, when the listener is HTTPS.
     pub tls: Option<TlsFiles>,
     /// Trusted issuers, in config order.
@@ -96,7 +99,7 @@ pub struct TlsFiles {
 }
 
 /// One trusted token issuer.
-#[derive(Debug)]
+#[derive(Debug, PartialEq)]
 pub struct Issuer {
     /// Exact `iss` value.
     pub issuer: String,
@@ -111,7 +114,7 @@ pub struct Issuer {
 }
 
 /// Where an issuer's signing keys come from.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum KeySource {
     /// A configured JWKS URL.
     JwksUri(Url),
@@ -154,6 +157,32 @@ pub struct Route {
     pub policy: Option<Policy>,
     /// Allowed browser origins (serialized, lowercase).
     pub allowed_origins: Vec<String>,
+    /// Identity headers for the upstream.
+    pub forward_identity: ForwardIdentity,
+    /// Static headers for every upstream request.
+    pub upstream_headers: Vec<(http::HeaderName, http::HeaderValue)>,
+}
+
+/// Which headers carry the verified identity upstream (none by default).
+#[derive(Debug, Default, Clone)]
+pub struct ForwardIdentity {
+    /// `sub`.
+    pub subject: Option<http::HeaderName>,
+    /// Granted scopes, space-separated.
+    pub scopes: Option<http::HeaderName>,
+    /// `client_id`.
+    pub client_id: Option<http::HeaderName>,
+    /// `iss`.
+    pub issuer: Option<http::HeaderName>,
+}
+
+impl ForwardIdentity {
+    /// Every configured header name.
+    pub fn names(&self) -> impl Iterator<Item = &http::HeaderName> {
+        [&self.subject, &self.scopes, &self.client_id, &self.issuer]
+            .into_iter()
+            .flatten()
+    }
 }
 
 /// A parsed upstream URL.

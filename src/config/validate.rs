@@ -115,6 +115,16 @@ pub fn validate(raw: RawConfig, base_dir: &Path) -> Result<(Config, Vec<Problem>
         }),
     };
 
+    let admin_listen = raw.admin_listen.as_deref().and_then(|s| {
+        let addr = s.parse::<SocketAddr>().ok();
+        if addr.is_none() {
+            report.error(
+                "admin_listen",
+                format!("`{s}` is not host:port (e.g. 127.0.0.1:9090)"),
+            );
+        }
+        addr
+    });
     let tls = raw.tls.map(|t| TlsFiles {
         cert: base_dir.join(t.cert),
         key: base_dir.join(t.key),
@@ -183,6 +193,7 @@ pub fn validate(raw: RawConfig, base_dir: &Path) -> Result<(Config, Vec<Problem>
         Ok((
             Config {
                 listen,
+                admin_listen,
                 tls,
                 issuers,
                 routes,
@@ -385,7 +396,50 @@ fn route(
         })
         .collect();
 
+    let header_name = |key: &str, name: &str, report: &mut Report| {
+        let parsed = http::HeaderName::from_bytes(name.as_bytes()).ok();
+        if parsed.is_none() {
+            report.error(
+                format!("{path}.{key}"),
+                format!("`{name}` is not a valid header name"),
+            );
+        }
+        parsed
+    };
+    let mut forward_identity = super::ForwardIdentity::default();
+    if let Some(fi) = &raw.forward_identity {
+        let mut pick = |key: &str, v: &Option<String>| {
+            v.as_deref()
+                .and_then(|n| header_name(&format!("forward_identity.{key}"), n, report))
+        };
+        forward_identity.subject = pick("subject_header", &fi.subject_header);
+        forward_identity.scopes = pick("scopes_header", &fi.scopes_header);
+        forward_identity.client_id = pick("client_id_header", &fi.client_id_header);
+        forward_identity.issuer = pick("issuer_header", &fi.issuer_header);
+    }
+    let mut upstream_headers = Vec::new();
+    for (name, value) in &raw.upstream_headers {
+        let key = format!("upstream_headers.{name}");
+        let parsed_name = header_name(&key, name, report);
+        let parsed_value = http::HeaderValue::from_str(value).ok();
+        if parsed_value.is_none() {
+            report.error(key.clone(), "the value is not a valid header value");
+        }
+        if let (Some(n), Some(v)) = (parsed_name, parsed_value) {
+            if matches!(
+                n.as_str(),
+                "host" | "authorization" | "content-length" | "transfer-encoding" | "connection"
+            ) {
+                report.error(key, "this header is managed by the gateway");
+            } else {
+                upstream_headers.push((n, v));
+            }
+        }
+    }
+
     Some(Route {
+        forward_identity,
+        upstream_headers,
         allowed_origins,
         policy: policy.flatten(),
         path: raw.path,

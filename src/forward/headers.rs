@@ -11,6 +11,7 @@
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
 use super::{ClientConn, ForwardError};
+use crate::authn::Principal;
 use crate::config::Route;
 
 /// Hop-by-hop headers, always removed in both directions.
@@ -65,6 +66,31 @@ pub fn upstream_request(
         out.insert(X_FORWARDED_HOST, host.clone());
     }
     Ok(out)
+}
+
+/// Route-specific upstream headers, applied after authorization: client-sent
+/// copies of the identity headers are always removed first (they would be
+/// spoofable), then the verified identity and the static `upstream_headers`
+/// are set.
+pub fn add_identity(headers: &mut HeaderMap, route: &Route, principal: &Principal) {
+    let fi = &route.forward_identity;
+    for name in fi.names() {
+        headers.remove(name);
+    }
+    let mut set = |name: &Option<HeaderName>, value: Option<String>| {
+        if let (Some(name), Some(value)) = (name, value) {
+            if let Ok(v) = HeaderValue::from_str(&value) {
+                headers.insert(name.clone(), v);
+            }
+        }
+    };
+    set(&fi.subject, principal.subject.clone());
+    set(&fi.scopes, Some(principal.scopes.join(" ")));
+    set(&fi.client_id, principal.client_id.clone());
+    set(&fi.issuer, Some(principal.issuer.clone()));
+    for (name, value) in &route.upstream_headers {
+        headers.insert(name.clone(), value.clone());
+    }
 }
 
 /// Rewrites upstream response headers in place for the client.

@@ -11,11 +11,15 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
-use crate::config::Config;
-use crate::gateway::Gateway;
+use std::path::PathBuf;
 
+use crate::config::{Config, reload};
+use crate::gateway::Gateway;
+use crate::telemetry::metrics::Metrics;
+
+mod admin;
 mod http;
-mod signal;
+pub mod signal;
 pub mod tls;
 
 /// Why the server could not start.
@@ -34,8 +38,9 @@ pub enum ServeError {
     Tls(#[from] tls::TlsError),
 }
 
-/// Runs the gateway until a shutdown signal, then drains.
-pub async fn run(config: Arc<Config>) -> Result<(), ServeError> {
+/// Runs the gateway until a shutdown signal, then drains. With `config_path`,
+/// the config is reloaded on SIGHUP and when the file changes.
+pub async fn run(config: Arc<Config>, config_path: Option<PathBuf>) -> Result<(), ServeError> {
     let acceptor = config.tls.as_ref().map(tls::acceptor).transpose()?;
     let addr = config.listen;
     let listener = TcpListener::bind(addr)
@@ -46,7 +51,19 @@ pub async fn run(config: Arc<Config>) -> Result<(), ServeError> {
         .map_err(|source| ServeError::Bind { addr, source })?;
     let scheme = if acceptor.is_some() { "https" } else { "http" };
 
-    let gateway = Arc::new(Gateway::start(config.clone()));
+    let metrics = Arc::new(Metrics::new());
+    let gateway = Gateway::start(config.clone(), metrics);
+    if let Some(admin) = config.admin_listen {
+        admin::start(admin, gateway.clone())
+            .await
+            .map_err(|source| ServeError::Bind {
+                addr: admin,
+                source,
+            })?;
+    }
+    if let Some(path) = config_path {
+        reload::spawn(path, gateway.clone());
+    }
     let builder = Arc::new(http::builder(&config.limits));
     let permits = Arc::new(Semaphore::new(config.limits.max_connections));
     let graceful = GracefulShutdown::new();
@@ -92,6 +109,8 @@ pub async fn run(config: Arc<Config>) -> Result<(), ServeError> {
         });
     }
 
+    // Readiness fails from now on, so load balancers stop sending new work.
+    gateway.begin_drain();
     drop(listener);
     let grace = config.limits.shutdown_grace;
     tracing::info!(

@@ -4,6 +4,8 @@
 
 use tracing_subscriber::EnvFilter;
 
+pub mod metrics;
+
 /// Log line format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
