@@ -28,8 +28,19 @@ pub fn spawn(path: PathBuf, gateway: Arc<Gateway>) {
         .filter(|d| !d.as_os_str().is_empty())
         .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
     let file_tx = tx.clone();
+    let name = path.file_name().map(std::ffi::OsStr::to_os_string);
     let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        if event.is_ok_and(|e| !e.kind.is_access()) {
+        // Only the config file itself, or Kubernetes' `..data` symlink swap:
+        // other files in the directory (a log, say) must not cost a reload check.
+        let relevant = event.is_ok_and(|e| {
+            !e.kind.is_access()
+                && e.paths.iter().any(|p| {
+                    let file = p.file_name();
+                    file == name.as_deref()
+                        || file.is_some_and(|f| f.to_string_lossy().starts_with(".."))
+                })
+        });
+        if relevant {
             let _ = file_tx.send("file change");
         }
     })

@@ -22,7 +22,7 @@ use crate::well_known;
 pub async fn start(addr: SocketAddr, gateway: Arc<Gateway>) -> std::io::Result<SocketAddr> {
     let listener = TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
-    tracing::info!("admin listening on http://{local}");
+    tracing::info!("admin listener on http://{local}");
     tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else {

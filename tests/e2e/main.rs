@@ -18,6 +18,7 @@ mod forward;
 mod hardening;
 mod interop;
 mod metadata;
+mod operations;
 mod policy;
 
 /// The issuer every test trusts.

@@ -29,6 +29,8 @@ pub struct Gateway {
     pub scheme: &'static str,
     /// Everything the gateway wrote to stderr so far.
     pub log: Arc<Mutex<Vec<String>>>,
+    /// The config file the gateway runs with (rewrite it to test reloads).
+    pub config_path: PathBuf,
     _dir: tempfile::TempDir,
 }
 
@@ -154,6 +156,7 @@ impl GatewayBuilder {
             addr: addr.parse().unwrap(),
             scheme: if scheme == "https" { "https" } else { "http" },
             log,
+            config_path: path,
             _dir: self.dir,
         }
     }
@@ -163,6 +166,42 @@ impl Gateway {
     /// `scheme://addr{path}`.
     pub fn url(&self, path: &str) -> String {
         format!("{}://{}{}", self.scheme, self.addr, path)
+    }
+
+    /// Sends a signal (`HUP`, `TERM`) to the gateway process.
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// The admin listener's URL for `path` (needs `admin_listen` in the config).
+    pub fn admin_url(&self, path: &str) -> String {
+        let log = self.log.lock().unwrap();
+        let line = log
+            .iter()
+            .find_map(|l| l.split("admin listener on ").nth(1))
+            .expect("no admin listener in the log");
+        format!("{}{path}", line.split_whitespace().next().unwrap())
+    }
+
+    /// Waits until a stderr line contains `needle`.
+    pub async fn wait_for_log(&self, needle: &str) {
+        for _ in 0..200 {
+            if self.logged(needle) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("gateway never logged {needle:?}");
+    }
+
+    /// Whether the process has exited.
+    pub fn exited(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_some()
     }
 
     /// Whether any stderr line so far contains `needle`.
