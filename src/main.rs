@@ -11,11 +11,6 @@ use mcp_auth_gateway::cli::{Cli, Command};
 use mcp_auth_gateway::config::{Config, ConfigError};
 use mcp_auth_gateway::{devtoken, explain, server, telemetry};
 
-/// mimalloc: measured in `bench/` against the system allocator (see README,
-/// Performance); it also keeps RSS flatter with many idle streams.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {

@@ -16,3 +16,6 @@ cargo clippy --all-targets --quiet -- -D warnings
 
 echo "==> cargo test"
 cargo test --all-targets
+
+echo "==> benchmark harness smoke run (keeps bench/ from rotting; numbers are not asserted)"
+bash bench/run.sh --smoke

@@ -38,7 +38,8 @@ pub struct Rule {
 }
 
 /// Rules keyed by name (tools, prompts): exact names beat globs; among globs
-/// the longer pattern wins, then the earlier one.
+/// the longer pattern wins, then the alphabetically first (config maps are
+/// read in key order).
 #[derive(Debug)]
 pub struct NameRules {
     exact: HashMap<String, Rule>,
@@ -90,7 +91,8 @@ impl NameRules {
                 exact.insert(pattern.clone(), Rule { pattern, scopes });
             }
         }
-        // Longer globs are more specific; the sort is stable, so ties keep config order.
+        // Longer globs are more specific; the sort is stable, so equal lengths
+        // keep the (alphabetical) order they came in.
         globs.sort_by_key(|r| std::cmp::Reverse(r.pattern.len()));
         let set = RegexSet::new(globs.iter().map(|r| name_glob_regex(&r.pattern)));
         match set {

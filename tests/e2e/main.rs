@@ -14,6 +14,7 @@ mod support;
 mod adversarial;
 mod authn;
 mod check;
+mod deploy;
 mod forward;
 mod hardening;
 mod interop;
