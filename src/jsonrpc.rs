@@ -20,6 +20,35 @@ use http::HeaderMap;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
+/// Every method an MCP client sends (2025-06-18 … 2026-07-28), requests and
+/// notifications. Used to warn about misspelled policy keys and to bound
+/// metric labels.
+pub const KNOWN_METHODS: &[&str] = &[
+    "initialize",
+    "ping",
+    "tools/list",
+    "tools/call",
+    "resources/list",
+    "resources/templates/list",
+    "resources/read",
+    "resources/subscribe",
+    "resources/unsubscribe",
+    "prompts/list",
+    "prompts/get",
+    "completion/complete",
+    "logging/setLevel",
+    "tasks/get",
+    "tasks/result",
+    "tasks/cancel",
+    "tasks/list",
+    "server/discover",
+    "subscriptions/listen",
+    "notifications/initialized",
+    "notifications/cancelled",
+    "notifications/progress",
+    "notifications/roots/list_changed",
+];
+
 /// The longest `params.name`/`params.uri` considered; longer ones are refused
 /// (bounds the cost of glob matching).
 pub const MAX_TARGET_LEN: usize = 8 * 1024;

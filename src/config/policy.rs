@@ -8,34 +8,7 @@ use super::file::{RawDenyMode, RawPolicy, RawUnlisted};
 use super::validate::{Report, is_scope_token};
 use crate::authz::policy::{NameRules, ResourceRules, is_conforming_name_glob};
 use crate::authz::{DenyMode, Policy, Unlisted};
-
-/// Methods a client may send (MCP 2025-06-18 … 2026-07-28); a `methods:` key
-/// outside this list only gets a warning, since servers may add their own.
-const KNOWN_METHODS: &[&str] = &[
-    "initialize",
-    "ping",
-    "tools/list",
-    "tools/call",
-    "resources/list",
-    "resources/templates/list",
-    "resources/read",
-    "resources/subscribe",
-    "resources/unsubscribe",
-    "prompts/list",
-    "prompts/get",
-    "completion/complete",
-    "logging/setLevel",
-    "tasks/get",
-    "tasks/result",
-    "tasks/cancel",
-    "tasks/list",
-    "server/discover",
-    "subscriptions/listen",
-    "notifications/initialized",
-    "notifications/cancelled",
-    "notifications/progress",
-    "notifications/roots/list_changed",
-];
+use crate::jsonrpc::KNOWN_METHODS;
 
 /// Compiles a route's policy; `None` when it has errors (already reported).
 pub(super) fn compile(raw: RawPolicy, path: &str, report: &mut Report) -> Option<Policy> {

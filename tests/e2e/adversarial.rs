@@ -255,5 +255,6 @@ async fn the_adversarial_corpus_never_reaches_the_upstream() {
         cases.len(),
         failures.join("\n")
     );
+    gw.sync_logs().await;
     assert!(!gw.logged(&ctx.token_admin), "a token was logged");
 }

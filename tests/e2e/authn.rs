@@ -13,18 +13,8 @@ use crate::{ISS, PRM_URL, RESOURCE};
 const INIT: &str = r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#;
 
 async fn setup() -> (TestIssuer, Upstream, crate::support::Gateway) {
-    let issuer = TestIssuer::new(ISS);
-    let upstream = Upstream::start(Behavior::Json).await;
-    let gw = GatewayBuilder::new()
-        .issuer(&issuer)
-        .route(
-            "/mcp",
-            &upstream.url(),
-            RESOURCE,
-            "audiences: [legacy-api-id]",
-        )
-        .spawn();
-    gw.wait_ready().await;
+    let (issuer, upstream, gw) =
+        crate::support::start(Behavior::Json, "audiences: [legacy-api-id]", "").await;
     (issuer, upstream, gw)
 }
 
@@ -176,6 +166,7 @@ async fn every_bad_token_gets_401_invalid_token_and_never_reaches_upstream() {
         assert_eq!(r.status, 200, "{}", r.text());
     }
     assert_eq!(upstream.count(), 4);
+    gw.sync_logs().await;
     assert!(!gw.logged(&good_token), "a token was logged");
 }
 
@@ -219,23 +210,17 @@ async fn rotated_keys_are_picked_up_without_restart() {
     let r = post(&gw, Some(&format!("Bearer {token}"))).await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(upstream.count(), 1);
-    assert!(gw.logged("JWKS refetched for unknown kid"));
+    gw.wait_for_log("JWKS refetched for unknown kid").await;
 }
 
 #[tokio::test]
 async fn route_scopes_are_required_and_advertised() {
-    let issuer = TestIssuer::new(ISS);
-    let upstream = Upstream::start(Behavior::Json).await;
-    let gw = GatewayBuilder::new()
-        .issuer(&issuer)
-        .route(
-            "/mcp",
-            &upstream.url(),
-            RESOURCE,
-            "required_scopes: [mcp:tools, mcp:basic]",
-        )
-        .spawn();
-    gw.wait_ready().await;
+    let (issuer, upstream, gw) = crate::support::start(
+        Behavior::Json,
+        "required_scopes: [mcp:tools, mcp:basic]",
+        "",
+    )
+    .await;
     let r = post(&gw, None).await;
     assert_eq!(
         r.header("www-authenticate"),

@@ -15,13 +15,7 @@ const CALL: &str = r#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"n
 
 #[tokio::test]
 async fn upstream_gets_the_same_body_and_mcp_headers_but_never_the_token() {
-    let issuer = TestIssuer::new(ISS);
-    let upstream = Upstream::start(Behavior::Json).await;
-    let gw = GatewayBuilder::new()
-        .issuer(&issuer)
-        .route("/mcp", &upstream.url(), RESOURCE, "")
-        .spawn();
-    gw.wait_ready().await;
+    let (issuer, upstream, gw) = crate::support::start(Behavior::Json, "", "").await;
     let auth = format!("Bearer {}", issuer.token(RESOURCE, ""));
     let r = send(
         "POST",
@@ -180,14 +174,8 @@ async fn upstream_down_is_502_and_slow_upstream_is_504() {
 
 #[tokio::test]
 async fn oversized_bodies_get_413_and_other_methods_405() {
-    let issuer = TestIssuer::new(ISS);
-    let upstream = Upstream::start(Behavior::Json).await;
-    let gw = GatewayBuilder::new()
-        .issuer(&issuer)
-        .route("/mcp", &upstream.url(), RESOURCE, "")
-        .extra("limits:\n  max_body: 1KiB")
-        .spawn();
-    gw.wait_ready().await;
+    let (issuer, upstream, gw) =
+        crate::support::start(Behavior::Json, "", "limits:\n  max_body: 1KiB").await;
     let auth = format!("Bearer {}", issuer.token(RESOURCE, ""));
     let big = format!(
         r#"{{"jsonrpc":"2.0","id":1,"method":"ping","params":{{"pad":"{}"}}}}"#,

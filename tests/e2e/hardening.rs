@@ -12,14 +12,8 @@ use crate::{ISS, RESOURCE};
 const PING: &str = r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#;
 
 async fn setup(route_extra: &str, top_extra: &str) -> (TestIssuer, Upstream, Gateway) {
-    let issuer = TestIssuer::new(ISS);
-    let upstream = Upstream::start(Behavior::Json).await;
-    let gw = GatewayBuilder::new()
-        .issuer(&issuer)
-        .route("/mcp", &upstream.url(), RESOURCE, route_extra)
-        .extra(top_extra)
-        .spawn();
-    gw.wait_ready().await;
+    let (issuer, upstream, gw) =
+        crate::support::start(Behavior::Json, route_extra, top_extra).await;
     (issuer, upstream, gw)
 }
 

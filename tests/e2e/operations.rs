@@ -144,19 +144,12 @@ async fn sigterm_fails_readiness_at_once_and_lets_open_streams_finish() {
 
 #[tokio::test]
 async fn metrics_move_with_traffic() {
-    let issuer = TestIssuer::new(ISS);
-    let upstream = Upstream::start(Behavior::Json).await;
-    let gw = GatewayBuilder::new()
-        .issuer(&issuer)
-        .route(
-            "/mcp",
-            &upstream.url(),
-            RESOURCE,
-            "policy:\n  tools: {echo: [], admin: [admin]}",
-        )
-        .extra("admin_listen: 127.0.0.1:0")
-        .spawn();
-    gw.wait_ready().await;
+    let (issuer, _upstream, gw) = crate::support::start(
+        Behavior::Json,
+        "policy:\n  tools: {echo: [], admin: [admin]}",
+        "admin_listen: 127.0.0.1:0",
+    )
+    .await;
     let auth = format!("Bearer {}", issuer.token(RESOURCE, ""));
     for _ in 0..3 {
         assert_eq!(
@@ -208,18 +201,7 @@ async fn metrics_move_with_traffic() {
 
 #[tokio::test]
 async fn identity_headers_are_set_from_the_token_and_never_spoofed() {
-    let issuer = TestIssuer::new(ISS);
-    let upstream = Upstream::start(Behavior::Json).await;
-    let gw = GatewayBuilder::new()
-        .issuer(&issuer)
-        .route(
-            "/mcp",
-            &upstream.url(),
-            RESOURCE,
-            "forward_identity: {subject_header: X-MCP-Subject, scopes_header: X-MCP-Scopes, client_id_header: X-MCP-Client}\nupstream_headers: {X-Api-Key: upstream-secret}",
-        )
-        .spawn();
-    gw.wait_ready().await;
+    let (issuer, upstream, gw) = crate::support::start(Behavior::Json, "forward_identity: {subject_header: X-MCP-Subject, scopes_header: X-MCP-Scopes, client_id_header: X-MCP-Client}\nupstream_headers: {X-Api-Key: upstream-secret}", "").await;
     let auth = format!("Bearer {}", issuer.token(RESOURCE, "b a"));
     let r = send(
         "POST",
@@ -253,5 +235,5 @@ async fn identity_headers_are_set_from_the_token_and_never_spoofed() {
         vec!["upstream-secret"]
     );
     assert_eq!(seen.headers["x-request-id"], request_id.as_str());
-    assert!(gw.logged(&request_id), "request id not in the logs");
+    gw.wait_for_log(&request_id).await;
 }

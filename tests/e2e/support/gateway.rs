@@ -199,6 +199,15 @@ impl Gateway {
         panic!("gateway never logged {needle:?}");
     }
 
+    /// Waits until everything logged so far has been written: the log writer
+    /// is a FIFO, so once a marker request's line shows up, all earlier lines
+    /// have too. Negative log checks must call this first.
+    pub async fn sync_logs(&self) {
+        let marker = format!("/log-sync-{}", std::process::id());
+        let _ = super::send("GET", &self.url(&marker), &[], "").await;
+        self.wait_for_log(&marker).await;
+    }
+
     /// Whether the process has exited.
     pub fn exited(&mut self) -> bool {
         self.child.try_wait().unwrap().is_some()

@@ -29,3 +29,27 @@ pub fn free_port() -> u16 {
 pub fn repo_root() -> std::path::PathBuf {
     std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
+
+/// The usual set-up: the test issuer, an in-test upstream with `behavior`, and
+/// a ready gateway with one `/mcp` route (plus `route_extra` YAML under the
+/// route and `top_extra` YAML at the top level).
+pub async fn start(
+    behavior: upstream::Behavior,
+    route_extra: &str,
+    top_extra: &str,
+) -> (TestIssuer, upstream::Upstream, Gateway) {
+    let issuer = TestIssuer::new(crate::ISS);
+    let upstream = upstream::Upstream::start(behavior).await;
+    let mut builder = GatewayBuilder::new().issuer(&issuer).route(
+        "/mcp",
+        &upstream.url(),
+        crate::RESOURCE,
+        route_extra,
+    );
+    if !top_extra.is_empty() {
+        builder = builder.extra(top_extra);
+    }
+    let gw = builder.spawn();
+    gw.wait_ready().await;
+    (issuer, upstream, gw)
+}
