@@ -186,24 +186,15 @@ async fn rate_limits_answer_429_with_retry_after() {
             r#"{{"jsonrpc":"2.0","id":"c-{tool}","method":"tools/call","params":{{"name":"{tool}"}}}}"#
         )
     };
-    assert_eq!(
-        send(
-            "POST",
-            &gw.url("/mcp"),
-            &[("authorization", &auth)],
-            &call("expensive")
-        )
-        .await
-        .status,
-        200
-    );
-    let r = send(
-        "POST",
-        &gw.url("/mcp"),
-        &[("authorization", &auth)],
-        &call("expensive"),
-    )
-    .await;
+    let url = gw.url("/mcp");
+    let headers = [("authorization", auth.as_str())];
+    let post = |tool: &str| {
+        let body = call(tool);
+        let (url, headers) = (&url, &headers);
+        async move { send("POST", url, headers, &body).await }
+    };
+    assert_eq!(post("expensive").await.status, 200);
+    let r = post("expensive").await;
     assert_eq!(r.status, 429);
     assert!(r.header("retry-after").parse::<u64>().unwrap() >= 1);
     assert_eq!(
@@ -211,24 +202,8 @@ async fn rate_limits_answer_429_with_retry_after() {
         "c-expensive",
         "JSON-RPC shaped for a JSON-RPC call"
     );
-    assert_eq!(
-        send(
-            "POST",
-            &gw.url("/mcp"),
-            &[("authorization", &auth)],
-            &call("cheap")
-        )
-        .await
-        .status,
-        200
-    );
-    let r = send(
-        "POST",
-        &gw.url("/mcp"),
-        &[("authorization", &auth)],
-        &call("cheap"),
-    )
-    .await;
+    assert_eq!(post("cheap").await.status, 200);
+    let r = post("cheap").await;
     assert_eq!(r.status, 429, "per-principal budget (3/m) spent");
     // Another principal has its own budget.
     let dave = format!("Bearer {}", token_for(&issuer, "dave"));
