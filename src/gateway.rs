@@ -303,7 +303,12 @@ impl Gateway {
         {
             Ok(p) => p,
             Err(e) => {
-                if !matches!(e, AuthnError::KeysUnavailable { .. }) {
+                let dependency_down = matches!(
+                    e,
+                    AuthnError::KeysUnavailable { .. }
+                        | AuthnError::IntrospectionUnavailable { .. }
+                );
+                if !dependency_down {
                     snap.throttle
                         .check_unauthenticated(conn.peer.ip())
                         .map_err(|throttled| Rejection::Throttled {

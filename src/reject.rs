@@ -111,7 +111,8 @@ impl Rejection {
                 AuthnError::MultipleAuthorization | AuthnError::TokenInQuery => {
                     StatusCode::BAD_REQUEST
                 }
-                AuthnError::KeysUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+                AuthnError::KeysUnavailable { .. }
+                | AuthnError::IntrospectionUnavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
                 _ => StatusCode::UNAUTHORIZED,
             },
             Rejection::InsufficientScope { .. } => StatusCode::FORBIDDEN,
@@ -144,6 +145,10 @@ impl Rejection {
             Rejection::Authn(AuthnError::KeysUnavailable { .. }) => (
                 "temporarily_unavailable",
                 "the issuer's signing keys are not available yet; retry later".into(),
+            ),
+            Rejection::Authn(AuthnError::IntrospectionUnavailable { .. }) => (
+                "temporarily_unavailable",
+                "the token could not be introspected; retry later".into(),
             ),
             Rejection::Authn(e) => ("invalid_token", e.to_string()),
             Rejection::InsufficientScope { .. } => (
@@ -233,7 +238,9 @@ pub fn respond(rejection: &Rejection, challenge: Option<&Challenge<'_>>) -> Resp
         Rejection::Authn(AuthnError::MultipleAuthorization | AuthnError::TokenInQuery) => {
             Some(Some("invalid_request"))
         }
-        Rejection::Authn(AuthnError::KeysUnavailable { .. }) => None,
+        Rejection::Authn(
+            AuthnError::KeysUnavailable { .. } | AuthnError::IntrospectionUnavailable { .. },
+        ) => None,
         Rejection::Authn(_) => Some(Some("invalid_token")),
         Rejection::InsufficientScope { .. } => Some(Some("insufficient_scope")),
         Rejection::Denied(d) if !d.unlisted => Some(Some("insufficient_scope")),
@@ -257,7 +264,9 @@ pub fn respond(rejection: &Rejection, challenge: Option<&Challenge<'_>>) -> Resp
         Rejection::MethodNotAllowed => {
             h.insert(ALLOW, HeaderValue::from_static("GET, POST, DELETE"));
         }
-        Rejection::Authn(AuthnError::KeysUnavailable { .. }) => {
+        Rejection::Authn(
+            AuthnError::KeysUnavailable { .. } | AuthnError::IntrospectionUnavailable { .. },
+        ) => {
             h.insert(RETRY_AFTER, HeaderValue::from_static("5"));
         }
         _ => {}

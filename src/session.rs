@@ -149,6 +149,7 @@ mod tests {
             scopes: vec![],
             audiences: vec![],
             expires_at: 0,
+            audience_unchecked: false,
         }
     }
 

@@ -259,6 +259,7 @@ mod tests {
             scopes: vec![],
             audiences: vec![],
             expires_at: 0,
+            audience_unchecked: false,
         }
     }
 

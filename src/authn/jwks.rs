@@ -254,6 +254,9 @@ impl KeyStore {
     /// Fetches the key set once, with its `max-age` when served over HTTP.
     pub async fn fetch(&self) -> Result<(KeySet, Option<Duration>), FetchError> {
         match &self.issuer.keys {
+            KeySource::IntrospectionOnly => Err(FetchError::Document(
+                "issuer is configured for introspection only".into(),
+            )),
             KeySource::File(path) => {
                 let doc = tokio::fs::read(path)
                     .await

@@ -194,7 +194,18 @@ fn principal(claims: Claims, issuer: &crate::config::Issuer) -> Result<Principal
         scopes,
         audiences,
         expires_at,
+        audience_unchecked: false,
     })
+}
+
+/// The `iss` of a JWS-shaped token, unverified: only to pick how to verify it.
+pub fn unverified_issuer(token: &str) -> Option<String> {
+    if token.len() > MAX_TOKEN_LEN || token.split('.').count() != 3 {
+        return None;
+    }
+    jsonwebtoken::dangerous::insecure_decode_claims::<Unverified>(token)
+        .ok()
+        .map(|u| u.iss)
 }
 
 /// RFC 8707 / MCP: the token must have been issued for this route's resource

@@ -14,14 +14,16 @@ use http::HeaderMap;
 use moka::Expiry;
 use moka::future::Cache;
 
-use crate::config::{Config, Route};
+use crate::config::{Config, KeySource, Route};
 use crate::forward::client::HttpClient;
 use crate::telemetry::metrics::Metrics;
 
 pub mod bearer;
+pub mod introspect;
 pub mod jwks;
 pub mod jwt;
 
+pub use introspect::Introspector;
 pub use jwks::KeyStore;
 
 /// Who is calling, as proven by a verified token.
@@ -37,8 +39,10 @@ pub struct Principal {
     pub scopes: Vec<String>,
     /// The token's audiences (`aud`).
     pub audiences: Vec<String>,
-    /// `exp`, in seconds since the epoch.
+    /// `exp`, in seconds since the epoch (0: the introspection gave none).
     pub expires_at: u64,
+    /// Introspected without `aud`, on an issuer that opted out of requiring it.
+    pub audience_unchecked: bool,
 }
 
 impl Principal {
@@ -96,6 +100,15 @@ pub enum AuthnError {
     /// `aud` does not name this resource.
     #[error("token audience does not match this resource")]
     AudienceMismatch,
+    /// The introspection endpoint says the token is not active.
+    #[error("token is not active")]
+    InactiveToken,
+    /// The introspection endpoint could not be asked.
+    #[error("token introspection at {issuer} is unavailable")]
+    IntrospectionUnavailable {
+        /// The issuer whose endpoint failed.
+        issuer: String,
+    },
     /// The issuer's keys were never loaded, so no token can be judged.
     #[error("signing keys for {issuer} are not available")]
     KeysUnavailable {
@@ -111,6 +124,8 @@ pub struct Authenticator {
     /// configured TTL, whichever is first.
     cache: Cache<[u8; 32], Arc<Principal>>,
     metrics: Arc<Metrics>,
+    /// Issuers with introspection, in config order; opaque tokens go to the first.
+    introspectors: Vec<Arc<Introspector>>,
 }
 
 /// Expires each cached token at its own `exp`.
@@ -144,6 +159,7 @@ impl Authenticator {
         let stores = config
             .issuers
             .iter()
+            .filter(|issuer| issuer.keys != KeySource::IntrospectionOnly)
             .map(|issuer| {
                 let reused = previous
                     .and_then(|p| p.stores.get(&issuer.issuer))
@@ -168,10 +184,24 @@ impl Authenticator {
             .time_to_live(config.token_cache.ttl)
             .expire_after(UntilExp)
             .build();
+        let introspectors = config
+            .issuers
+            .iter()
+            .filter_map(|issuer| {
+                let settings = issuer.introspection.clone()?;
+                Some(Arc::new(Introspector::new(
+                    issuer.clone(),
+                    settings,
+                    client.clone(),
+                    config.limits.jwks_fetch_timeout,
+                )))
+            })
+            .collect();
         Self {
             stores,
             cache,
             metrics,
+            introspectors,
         }
     }
 
@@ -192,14 +222,33 @@ impl Authenticator {
             }
             _ => {
                 self.metrics.token_cache_misses.inc();
-                let p = Arc::new(jwt::verify(token, &self.stores).await?);
-                self.cache.insert(key, p.clone()).await;
-                p
+                match self.introspector_for(token) {
+                    Some(introspector) => introspector.introspect(token, key).await?,
+                    None => {
+                        let p = Arc::new(jwt::verify(token, &self.stores).await?);
+                        self.cache.insert(key, p.clone()).await;
+                        p
+                    }
+                }
             }
         };
         // A cached token still goes through the route's audience check.
         jwt::check_audience(&principal, route)?;
         Ok(principal)
+    }
+
+    /// The introspector for `token`, if it is to be introspected: a token that
+    /// is not a JWT goes to the first introspecting issuer; a JWT goes to its
+    /// issuer's introspector when that issuer has no keys.
+    fn introspector_for(&self, token: &str) -> Option<&Arc<Introspector>> {
+        match jwt::unverified_issuer(token) {
+            Some(iss) if !self.stores.contains_key(&iss) => {
+                self.introspectors.iter().find(|i| i.issuer() == iss)
+            }
+            Some(_) => None,
+            None if token.split('.').count() == 3 => None,
+            None => self.introspectors.first(),
+        }
     }
 
     /// How many verified tokens are cached (for tests and metrics).

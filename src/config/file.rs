@@ -98,6 +98,28 @@ pub struct RawIssuer {
     pub scope_claims: Option<Vec<String>>,
     /// Clock skew allowed on `exp` and `nbf`.
     pub leeway: Option<String>,
+    /// RFC 7662 token introspection, for opaque tokens.
+    pub introspection: Option<RawIntrospection>,
+}
+
+/// `issuers[].introspection:`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawIntrospection {
+    /// The introspection endpoint.
+    pub endpoint: String,
+    /// The gateway's client id at the authorization server.
+    pub client_id: String,
+    /// Its secret (use `${ENV}`).
+    pub client_secret: String,
+    /// `client_secret_basic` (default) or `client_secret_post`.
+    pub auth_method: Option<String>,
+    /// Upper bound for caching an active result (never past `exp`).
+    pub cache_ttl: Option<String>,
+    /// How long an inactive result is cached.
+    pub negative_cache_ttl: Option<String>,
+    /// Refuse active tokens whose introspection has no `aud` (default true).
+    pub require_audience: Option<bool>,
 }
 
 /// One entry of `routes:`.

@@ -46,7 +46,7 @@ pub struct Config {
 }
 
 /// A secret from the config. `Debug` never shows it.
-#[derive(Clone)]
+#[derive(Clone, PartialEq)]
 pub struct Secret(pub Vec<u8>);
 
 impl fmt::Debug for Secret {
@@ -111,6 +111,28 @@ pub struct Issuer {
     pub scope_claims: Vec<String>,
     /// Allowed clock skew on `exp`/`nbf`.
     pub leeway: Duration,
+    /// RFC 7662 introspection for opaque tokens (and for JWTs of an issuer
+    /// without keys).
+    pub introspection: Option<Introspection>,
+}
+
+/// RFC 7662 introspection settings of one issuer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Introspection {
+    /// The endpoint.
+    pub endpoint: Url,
+    /// The gateway's client id.
+    pub client_id: String,
+    /// The gateway's client secret.
+    pub client_secret: Secret,
+    /// Send the credentials in the form body instead of HTTP Basic.
+    pub post_credentials: bool,
+    /// Upper bound for caching an active result (never past `exp`).
+    pub cache_ttl: Duration,
+    /// How long an inactive result is cached.
+    pub negative_cache_ttl: Duration,
+    /// Refuse active tokens whose introspection has no `aud`.
+    pub require_audience: bool,
 }
 
 /// Where an issuer's signing keys come from.
@@ -122,6 +144,8 @@ pub enum KeySource {
     File(PathBuf),
     /// Discover `jwks_uri` from the issuer's RFC 8414 / OIDC metadata.
     Discover(Url),
+    /// No signing keys: this issuer's tokens are introspected.
+    IntrospectionOnly,
 }
 
 /// A public MCP endpoint and the upstream it protects.

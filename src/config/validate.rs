@@ -147,6 +147,13 @@ pub fn validate(raw: RawConfig, base_dir: &Path) -> Result<(Config, Vec<Problem>
         })
         .collect();
 
+    let introspecting = issuers.iter().filter(|i| i.introspection.is_some()).count();
+    if introspecting > 1 {
+        report.warn(
+            "issuers",
+            "several issuers introspect: opaque tokens (which name no issuer) go to the first one only",
+        );
+    }
     let limits = limits(&raw.limits, &mut report);
     let session_key = raw.session_binding.and_then(|b| {
         if b.key.len() < 32 {
@@ -219,10 +226,49 @@ fn issuer(raw: RawIssuer, path: &str, base_dir: &Path, report: &mut Report) -> O
             http_url(uri, &format!("{path}.jwks_uri"), report).map(KeySource::JwksUri)
         }
         (None, Some(file)) => Some(KeySource::File(base_dir.join(file))),
+        // An issuer with introspection and no key settings is introspection-only.
+        (None, None) if raw.introspection.is_some() => Some(KeySource::IntrospectionOnly),
         (None, None) => {
             http_url(&raw.issuer, &format!("{path}.issuer"), report).map(KeySource::Discover)
         }
     };
+    let introspection = raw.introspection.as_ref().and_then(|i| {
+        let p = format!("{path}.introspection");
+        let endpoint = http_url(&i.endpoint, &format!("{p}.endpoint"), report);
+        let post_credentials = match i.auth_method.as_deref() {
+            None | Some("client_secret_basic") => false,
+            Some("client_secret_post") => true,
+            Some(other) => {
+                report.error(
+                    format!("{p}.auth_method"),
+                    format!("`{other}`: use client_secret_basic or client_secret_post"),
+                );
+                false
+            }
+        };
+        if i.client_id.is_empty() || i.client_secret.is_empty() {
+            report.error(&p, "client_id and client_secret must not be empty");
+        }
+        let cache_ttl = report.duration(
+            &format!("{p}.cache_ttl"),
+            i.cache_ttl.as_deref(),
+            Duration::from_secs(60),
+        );
+        let negative_cache_ttl = report.duration(
+            &format!("{p}.negative_cache_ttl"),
+            i.negative_cache_ttl.as_deref(),
+            Duration::from_secs(5),
+        );
+        Some(super::Introspection {
+            endpoint: endpoint?,
+            client_id: i.client_id.clone(),
+            client_secret: Secret(i.client_secret.clone().into_bytes()),
+            post_credentials,
+            cache_ttl,
+            negative_cache_ttl,
+            require_audience: i.require_audience.unwrap_or(true),
+        })
+    });
     if raw.issuer.is_empty() {
         report.error(format!("{path}.issuer"), "must not be empty");
     }
@@ -277,6 +323,7 @@ fn issuer(raw: RawIssuer, path: &str, base_dir: &Path, report: &mut Report) -> O
     }
 
     Some(Issuer {
+        introspection,
         issuer: raw.issuer,
         keys: keys?,
         algorithms,

@@ -17,6 +17,7 @@ mod check;
 mod deploy;
 mod forward;
 mod hardening;
+mod idp_shapes;
 mod interop;
 mod metadata;
 mod operations;
