@@ -20,6 +20,7 @@ mod hardening;
 mod idp_shapes;
 mod interop;
 mod metadata;
+mod oauth;
 mod operations;
 mod policy;
 

@@ -17,6 +17,7 @@ pub struct GatewayBuilder {
     routes: Vec<String>,
     extra: String,
     tls: Option<(PathBuf, PathBuf)>,
+    port: u16,
     dir: tempfile::TempDir,
 }
 
@@ -42,6 +43,7 @@ impl GatewayBuilder {
             routes: Vec::new(),
             extra: String::new(),
             tls: None,
+            port: 0,
             dir: tempfile::tempdir().unwrap(),
         }
     }
@@ -83,6 +85,13 @@ impl GatewayBuilder {
         self
     }
 
+    /// Listens on this port instead of 0 (for OAuth tests whose resource URL
+    /// must be known before the gateway starts).
+    pub fn port(mut self, port: u16) -> Self {
+        self.port = port;
+        self
+    }
+
     /// Serves HTTPS with these PEM files.
     pub fn tls(mut self, cert: PathBuf, key: PathBuf) -> Self {
         self.tls = Some((cert, key));
@@ -91,7 +100,7 @@ impl GatewayBuilder {
 
     /// The config file text.
     pub fn yaml(&self) -> String {
-        let mut y = String::from("listen: 127.0.0.1:0\n");
+        let mut y = format!("listen: 127.0.0.1:{}\n", self.port);
         if let Some((cert, key)) = &self.tls {
             y.push_str(&format!(
                 "tls:\n  cert: {}\n  key: {}\n",

@@ -104,6 +104,64 @@ fn wait_for_line(child: &mut Child, stdout: bool, needle: &str, name: &str) {
     }
 }
 
+/// panva's `oidc-provider` (tests/peers/oidc_provider.mjs), issuing tokens
+/// for `resources`. `url` is the issuer. `env` adds e.g.
+/// `OIDC_ADMIN_FLAG_FILE` or `OIDC_AT_FORMAT=opaque`.
+pub fn oidc_provider(resources: &[&str], env: &[(&str, &str)]) -> Peer {
+    let port = super::free_port();
+    let mut child = Command::new("node")
+        .arg("oidc_provider.mjs")
+        .arg(port.to_string())
+        .arg(resources.join(","))
+        .current_dir(dir())
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start oidc-provider");
+    wait_for_line(&mut child, true, "READY", "oidc-provider");
+    Peer {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+        name: "oidc-provider",
+    }
+}
+
+/// A `client_credentials` token from `issuer` (tests/peers/get_token.mjs).
+pub fn client_credentials(
+    issuer: &str,
+    client: &str,
+    secret: &str,
+    scope: &str,
+    resource: Option<&str>,
+) -> String {
+    let out = Command::new("node")
+        .arg("get_token.mjs")
+        .args([issuer, client, secret, scope])
+        .args(resource)
+        .current_dir(dir())
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("run get_token.mjs");
+    assert!(
+        out.status.success(),
+        "oidc-provider refused client_credentials for {client}"
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// Runs the TS SDK client that does the whole OAuth dance (ts_oauth_client.mjs).
+pub fn ts_oauth_client(args: &[&str]) -> ClientRun {
+    run_client(
+        Command::new("node").arg("ts_oauth_client.mjs"),
+        args[0],
+        args[1],
+        &args[2..],
+        &[],
+        "TS SDK OAuth client",
+    )
+}
+
 /// Output of an SDK client run.
 #[derive(Debug)]
 pub struct ClientRun {
