@@ -150,13 +150,11 @@ pub fn client_credentials(
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
-/// Runs the TS SDK client that does the whole OAuth dance (ts_oauth_client.mjs).
+/// Runs the TS SDK client that does the whole OAuth dance
+/// (`node ts_oauth_client.mjs <mcp-url> call …`).
 pub fn ts_oauth_client(args: &[&str]) -> ClientRun {
-    run_client(
-        Command::new("node").arg("ts_oauth_client.mjs"),
-        args[0],
-        args[1],
-        &args[2..],
+    run(
+        Command::new("node").arg("ts_oauth_client.mjs").args(args),
         &[],
         "TS SDK OAuth client",
     )
@@ -204,10 +202,12 @@ fn run_client(
     env: &[(&str, &str)],
     name: &str,
 ) -> ClientRun {
+    run(cmd.arg(url).arg(token).args(args), env, name)
+}
+
+/// Runs a client script in tests/peers and captures its one-line answer.
+fn run(cmd: &mut Command, env: &[(&str, &str)], name: &str) -> ClientRun {
     let out = cmd
-        .arg(url)
-        .arg(token)
-        .args(args)
         .current_dir(dir())
         .envs(env.iter().copied())
         .stderr(Stdio::inherit())
