@@ -183,21 +183,27 @@ impl Introspector {
                 .request(req)
                 .await
                 .map_err(|e| unavailable(e.to_string()))?;
-            if !resp.status().is_success() {
-                return Err(unavailable(format!("status {}", resp.status())));
-            }
-            Limited::new(resp.into_body(), MAX_RESPONSE)
+            let status = resp.status();
+            let bytes = Limited::new(resp.into_body(), MAX_RESPONSE)
                 .collect()
                 .await
                 .map(|c| c.to_bytes())
-                .map_err(|e| unavailable(e.to_string()))
+                .map_err(|e| unavailable(e.to_string()))?;
+            Ok((status, bytes))
         };
-        let bytes = tokio::time::timeout(self.timeout, exchange)
+        let (status, bytes) = tokio::time::timeout(self.timeout, exchange)
             .await
             .map_err(|_| unavailable("timed out".into()))??;
-        let answer: Response = serde_json::from_slice(&bytes)
-            .map_err(|e| unavailable(format!("bad response: {e}")))?;
-        self.judge(answer)
+        match serde_json::from_slice::<Response>(&bytes) {
+            Ok(answer) if status.is_success() => self.judge(answer),
+            // Some servers (the MCP TS SDK's demo) answer an unknown token with a
+            // 4xx *and* `{"active": false}`: an explicit verdict. Any other
+            // non-2xx (our own credentials refused, say) is an outage.
+            Ok(answer) if status.is_client_error() && !answer.active => Ok(Outcome::Inactive),
+            Ok(_) => Err(unavailable(format!("status {status}"))),
+            Err(e) if status.is_success() => Err(unavailable(format!("bad response: {e}"))),
+            Err(_) => Err(unavailable(format!("status {status}"))),
+        }
     }
 
     /// Turns an answer into an outcome; `Err` only for answers that are

@@ -171,3 +171,55 @@ async fn client_credentials_tokens_work_with_the_python_client_and_opaque_ones_a
     assert_eq!(r.status, 503, "{}", r.text());
     assert!(!r.header("retry-after").is_empty());
 }
+
+#[tokio::test]
+async fn sdk_demo_server_tokens_are_introspected_and_the_inspector_cli_calls_a_tool() {
+    let port = crate::support::free_port();
+    let resource = format!("http://127.0.0.1:{port}/mcp");
+    let demo = peers::sdk_demo_as(&resource);
+    let server = peers::server_everything();
+    let issuer = format!(
+        "  - issuer: {iss}\n    introspection: {{endpoint: {iss}introspect, client_id: gateway, client_secret: unused-secret}}\n",
+        iss = demo.url
+    );
+    let gw = GatewayBuilder::new()
+        .port(port)
+        .issuer_yaml(&issuer)
+        .route(
+            "/mcp",
+            &server.url,
+            &resource,
+            &format!(
+                "authorization_servers: [\"{}\"]\nscopes_supported: [mcp:tools]",
+                demo.url
+            ),
+        )
+        .spawn();
+    gw.wait_ready().await;
+
+    let token = peers::sdk_demo_token(&demo.url, &resource, "mcp:tools");
+    let run = peers::inspector_cli(&gw.url("/mcp"), &token, "echo", &["message=inspected"]);
+    assert_eq!(
+        run.code, 0,
+        "MCP Inspector CLI with an SDK-demo token: {}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("Echo: inspected"), "{}", run.stdout);
+
+    // The demo answers an unknown token with 401 {"active": false}: an explicit
+    // verdict, so the client gets 401 invalid_token, not 503.
+    let run = ts_client(&gw.url("/mcp"), "not-a-real-token", &["list-tools"], &[]);
+    assert_eq!(run.code, 2, "{}", run.stdout);
+    assert!(
+        run.stdout.contains("401"),
+        "SDK demo AS, unknown token: {}",
+        run.stdout
+    );
+    // No token at all: the Inspector reports that authorization is required.
+    let run = peers::inspector_cli(&gw.url("/mcp"), "", "echo", &["message=x"]);
+    assert_eq!(
+        run.code, 3,
+        "MCP Inspector CLI without a token: {}",
+        run.stdout
+    );
+}

@@ -127,6 +127,57 @@ pub fn oidc_provider(resources: &[&str], env: &[(&str, &str)]) -> Peer {
     }
 }
 
+/// The MCP TS SDK's own demo authorization server (opaque tokens,
+/// introspection at `/introspect`). `url` is its issuer, with the SDK's
+/// trailing slash.
+pub fn sdk_demo_as(resource: &str) -> Peer {
+    let port = super::free_port();
+    let mut child = Command::new("node")
+        .arg("sdk_demo_as.mjs")
+        .arg(port.to_string())
+        .arg(resource)
+        .current_dir(dir())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start the SDK demo authorization server");
+    wait_for_line(&mut child, true, "READY", "sdk-demo-as");
+    Peer {
+        child,
+        url: format!("http://127.0.0.1:{port}/"),
+        name: "sdk-demo-as",
+    }
+}
+
+/// A token from the SDK demo server (registration + code + PKCE, no human).
+pub fn sdk_demo_token(issuer: &str, resource: &str, scope: &str) -> String {
+    let run = run(
+        Command::new("node")
+            .arg("sdk_demo_token.mjs")
+            .args([issuer, resource, scope]),
+        &[],
+        "SDK demo token",
+    );
+    assert_eq!(
+        run.code, 0,
+        "the SDK demo authorization server issued no token: {}",
+        run.stdout
+    );
+    run.stdout
+}
+
+/// Runs the MCP Inspector CLI (Node 22): `inspector_cli.sh <url> <token> <tool> k=v…`.
+pub fn inspector_cli(url: &str, token: &str, tool: &str, args: &[&str]) -> ClientRun {
+    run(
+        Command::new("bash")
+            .arg("inspector_cli.sh")
+            .args([url, token, tool])
+            .args(args),
+        &[],
+        "MCP Inspector CLI",
+    )
+}
+
 /// A `client_credentials` token from `issuer` (tests/peers/get_token.mjs).
 pub fn client_credentials(
     issuer: &str,
