@@ -20,7 +20,7 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 
 use crate::authn::{Authenticator, AuthnError, Principal};
-use crate::authz::{self, CallDecision, Decision, DenyMode};
+use crate::authz::{self, Decision, DenyMode};
 use crate::body::Body;
 use crate::config::{Config, Route};
 use crate::cors;
@@ -377,7 +377,8 @@ impl Gateway {
             .observe(upstream_started.elapsed().as_secs_f64());
         let (mut head, body) = resp.into_parts();
         snap.sessions.wrap_response(&principal, &mut head.headers);
-        let gauge = is_sse(&head.headers).then(|| StreamGauge::open(&self.metrics.open_streams));
+        let gauge = forward::headers::is_event_stream(&head.headers)
+            .then(|| StreamGauge::open(&self.metrics.open_streams));
         let resp = Response::from_parts(head, Guarded::new(body, (slot, gauge)).boxed());
 
         // Stage 8: hide list entries the caller could not use.
@@ -514,17 +515,6 @@ fn rate_limit(
     Ok(())
 }
 
-fn is_sse(headers: &http::HeaderMap) -> bool {
-    headers
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.trim_start()
-                .to_ascii_lowercase()
-                .starts_with("text/event-stream")
-        })
-}
-
 /// The id of a single JSON-RPC request, for JSON-RPC-shaped refusals.
 fn single_id(outcome: &Outcome) -> Option<serde_json::Value> {
     match outcome.calls.as_slice() {
@@ -550,29 +540,7 @@ fn list_filter(
     let kind = ListKind::from_method(call.method())?;
     let id = call.id.clone()?;
     let granted = outcome.principal.as_ref()?.scopes.clone();
-    let route = route.clone();
-    // An entry is visible when the call that uses it would be allowed.
-    let allow: filter::Allow = Arc::new(move |kind: ListKind, key: &str| {
-        let (method, target) = match kind {
-            ListKind::Tools => ("tools/call", Target::Tool(key.to_owned())),
-            ListKind::Prompts => ("prompts/get", Target::Prompt(key.to_owned())),
-            ListKind::Resources | ListKind::ResourceTemplates => {
-                ("resources/read", Target::Resource(key.to_owned()))
-            }
-        };
-        let call = RpcCall {
-            method: Some(method.to_owned()),
-            id: None,
-            target,
-        };
-        authz::decide_call(
-            route.policy.as_ref(),
-            &route.required_scopes,
-            &granted,
-            &call,
-        )
-        .allowed()
-    });
+    let allow = authz::list_visibility(route.clone(), granted);
     Some(ListFilter {
         id,
         kind,
@@ -592,7 +560,7 @@ fn authorize(
     let (decision, per_call) =
         authz::decide(policy, &route.required_scopes, &principal.scopes, &envelope);
     for (call, d) in envelope.calls().iter().zip(&per_call) {
-        audit(route, principal, call, d);
+        authz::audit::record(route, principal, call, d);
     }
     let calls = match envelope {
         Envelope::Single(c) => vec![c],
@@ -616,35 +584,6 @@ fn authorize(
             })))
         }
     }
-}
-
-/// One audit event per authorization decision. Never logs arguments or tokens.
-fn audit(route: &Route, principal: &Principal, call: &RpcCall, d: &CallDecision) {
-    let (tool, resource, prompt) = match &call.target {
-        Target::Tool(n) => (Some(n.as_str()), None, None),
-        Target::Resource(u) => (None, Some(u.as_str()), None),
-        Target::Prompt(n) => (None, None, Some(n.as_str())),
-        Target::None => (None, None, None),
-    };
-    let decision = if d.allowed() {
-        "allow"
-    } else if d.unlisted {
-        "deny_unlisted"
-    } else {
-        "deny_scope"
-    };
-    tracing::info!(
-        target: "mcp_auth_gateway::audit",
-        route = %route.path,
-        sub = principal.subject.as_deref(),
-        client_id = principal.client_id.as_deref(),
-        method = call.method(),
-        tool, resource, prompt,
-        rule = d.rule.as_deref(),
-        decision,
-        missing_scopes = %d.missing.join(" "),
-        "authorization"
-    );
 }
 
 async fn read_body(body: Incoming, limit: usize) -> Result<Bytes, Rejection> {

@@ -4,8 +4,41 @@
 //! decision. Nothing here does I/O or reads the request: inputs are the
 //! verified scopes and the parsed calls, output is a [`Decision`].
 
+pub mod audit;
 pub mod decide;
 pub mod policy;
 
 pub use decide::{CallDecision, Decision, decide, decide_call};
 pub use policy::{DenyMode, Policy, Unlisted};
+
+/// Stage 8's predicate for list filtering: an entry is visible when the call
+/// that would use it (`tools/call`, `prompts/get`, `resources/read`) would be
+/// allowed for these scopes on this route.
+pub fn list_visibility(
+    route: std::sync::Arc<crate::config::Route>,
+    granted: Vec<String>,
+) -> crate::filter::Allow {
+    use crate::filter::ListKind;
+    use crate::jsonrpc::{RpcCall, Target};
+    std::sync::Arc::new(move |kind: ListKind, key: &str| {
+        let (method, target) = match kind {
+            ListKind::Tools => ("tools/call", Target::Tool(key.to_owned())),
+            ListKind::Prompts => ("prompts/get", Target::Prompt(key.to_owned())),
+            ListKind::Resources | ListKind::ResourceTemplates => {
+                ("resources/read", Target::Resource(key.to_owned()))
+            }
+        };
+        let call = RpcCall {
+            method: Some(method.to_owned()),
+            id: None,
+            target,
+        };
+        decide_call(
+            route.policy.as_ref(),
+            &route.required_scopes,
+            &granted,
+            &call,
+        )
+        .allowed()
+    })
+}

@@ -101,18 +101,22 @@ pub fn downstream_response(headers: &mut HeaderMap) {
     for name in &HOP_BY_HOP {
         headers.remove(name);
     }
-    let is_sse = headers
+    if is_event_stream(headers) {
+        // Tell any buffering proxy in front of us (nginx) to pass events through.
+        headers.insert(X_ACCEL_BUFFERING, HeaderValue::from_static("no"));
+    }
+}
+
+/// Whether a response is an SSE stream (`text/event-stream`).
+pub fn is_event_stream(headers: &HeaderMap) -> bool {
+    headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| {
             v.trim_start()
                 .to_ascii_lowercase()
                 .starts_with("text/event-stream")
-        });
-    if is_sse {
-        // Tell any buffering proxy in front of us (nginx) to pass events through.
-        headers.insert(X_ACCEL_BUFFERING, HeaderValue::from_static("no"));
-    }
+        })
 }
 
 /// The upstream path: the configured path, plus the client's query string

@@ -1,0 +1,37 @@
+//! Stage 6c: the audit trail. One structured event per authorization
+//! decision (target `mcp_auth_gateway::audit`): route, caller, method, target,
+//! matched rule, verdict and missing scopes. Never arguments, never tokens.
+
+use super::CallDecision;
+use crate::authn::Principal;
+use crate::config::Route;
+use crate::jsonrpc::{RpcCall, Target};
+
+/// One audit event per authorization decision. Never logs arguments or tokens.
+pub fn record(route: &Route, principal: &Principal, call: &RpcCall, d: &CallDecision) {
+    let (tool, resource, prompt) = match &call.target {
+        Target::Tool(n) => (Some(n.as_str()), None, None),
+        Target::Resource(u) => (None, Some(u.as_str()), None),
+        Target::Prompt(n) => (None, None, Some(n.as_str())),
+        Target::None => (None, None, None),
+    };
+    let decision = if d.allowed() {
+        "allow"
+    } else if d.unlisted {
+        "deny_unlisted"
+    } else {
+        "deny_scope"
+    };
+    tracing::info!(
+        target: "mcp_auth_gateway::audit",
+        route = %route.path,
+        sub = principal.subject.as_deref(),
+        client_id = principal.client_id.as_deref(),
+        method = call.method(),
+        tool, resource, prompt,
+        rule = d.rule.as_deref(),
+        decision,
+        missing_scopes = %d.missing.join(" "),
+        "authorization"
+    );
+}
