@@ -16,6 +16,7 @@ use crate::authz::Policy;
 
 mod env;
 mod file;
+mod limits;
 mod policy;
 pub mod reload;
 mod validate;
