@@ -142,15 +142,7 @@ mod tests {
     use super::*;
 
     fn principal(iss: &str, sub: &str) -> Principal {
-        Principal {
-            issuer: iss.into(),
-            subject: Some(sub.into()),
-            client_id: None,
-            scopes: vec![],
-            audiences: vec![],
-            expires_at: 0,
-            audience_unchecked: false,
-        }
+        Principal::for_tests(iss, sub)
     }
 
     #[test]

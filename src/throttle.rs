@@ -252,15 +252,7 @@ mod tests {
     }
 
     fn principal(sub: &str) -> Principal {
-        Principal {
-            issuer: "https://as".into(),
-            subject: Some(sub.into()),
-            client_id: None,
-            scopes: vec![],
-            audiences: vec![],
-            expires_at: 0,
-            audience_unchecked: false,
-        }
+        Principal::for_tests("https://as", sub)
     }
 
     fn throttle() -> Throttle {

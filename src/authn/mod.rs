@@ -46,6 +46,20 @@ pub struct Principal {
 }
 
 impl Principal {
+    /// A bare principal (`iss`, `sub`, nothing granted) for unit tests.
+    #[cfg(test)]
+    pub fn for_tests(issuer: &str, subject: &str) -> Self {
+        Self {
+            issuer: issuer.into(),
+            subject: Some(subject.into()),
+            client_id: None,
+            scopes: vec![],
+            audiences: vec![],
+            expires_at: 0,
+            audience_unchecked: false,
+        }
+    }
+
     /// Whether every scope in `required` was granted.
     pub fn has_all(&self, required: &[String]) -> bool {
         required
