@@ -201,7 +201,10 @@ impl Introspector {
             // non-2xx (our own credentials refused, say) is an outage.
             Ok(answer) if status.is_client_error() && !answer.active => Ok(Outcome::Inactive),
             Ok(_) => Err(unavailable(format!("status {status}"))),
-            Err(e) if status.is_success() => Err(unavailable(format!("bad response: {e}"))),
+            // serde's message may quote response values: keep it out of the log.
+            Err(_) if status.is_success() => {
+                Err(unavailable("response is not an RFC 7662 answer".into()))
+            }
             Err(_) => Err(unavailable(format!("status {status}"))),
         }
     }
