@@ -27,6 +27,11 @@ pub struct Cli {
         env = "MCP_GATEWAY_LOG_FORMAT"
     )]
     pub log_format: LogFormat,
+    /// Worker threads serving connections, each with its own event loop and
+    /// upstream connection pool. Default: the CPUs this process may use
+    /// (cgroup quotas included).
+    #[arg(long, global = true, env = "MCP_GATEWAY_WORKERS", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub workers: Option<u16>,
 }
 
 /// Subcommands.

@@ -162,20 +162,34 @@ impl Gateway {
     }
 
     /// Handles one request end to end. Never fails: rejections become responses.
-    pub async fn handle(&self, mut req: Request<Incoming>, conn: ClientConn) -> Response<Body> {
+    /// `upstream` is the calling worker's connection pool.
+    pub async fn handle(
+        &self,
+        mut req: Request<Incoming>,
+        conn: ClientConn,
+        upstream: &HttpClient,
+    ) -> Response<Body> {
         let request_id = self.request_id();
         let span = tracing::info_span!("request", request_id = %request_id);
         if let Ok(v) = http::HeaderValue::from_str(&request_id) {
             req.headers_mut().insert(X_REQUEST_ID, v);
         }
-        let mut resp = self.handle_inner(req, conn).instrument(span).await;
+        let mut resp = self
+            .handle_inner(req, conn, upstream)
+            .instrument(span)
+            .await;
         if let Ok(v) = http::HeaderValue::from_str(&request_id) {
             resp.headers_mut().insert(X_REQUEST_ID, v);
         }
         resp
     }
 
-    async fn handle_inner(&self, req: Request<Incoming>, conn: ClientConn) -> Response<Body> {
+    async fn handle_inner(
+        &self,
+        req: Request<Incoming>,
+        conn: ClientConn,
+        upstream: &HttpClient,
+    ) -> Response<Body> {
         let snap = self.snapshot.load_full();
         let started = Instant::now();
         let method = req.method().clone();
@@ -213,7 +227,16 @@ impl Gateway {
         let (mut parts, body) = req.into_parts();
         let mut outcome = Outcome::default();
         let result = self
-            .proxy(&snap, &mut parts, body, &route, conn, &mut outcome, started)
+            .proxy(
+                &snap,
+                &mut parts,
+                body,
+                &route,
+                conn,
+                upstream,
+                &mut outcome,
+                started,
+            )
             .await;
         let mut resp = match result {
             Ok(resp) => {
@@ -287,6 +310,7 @@ impl Gateway {
         body: Incoming,
         route: &Arc<Route>,
         conn: ClientConn,
+        upstream: &HttpClient,
         outcome: &mut Outcome,
         started: Instant,
     ) -> Result<Response<Body>, Rejection> {
@@ -370,7 +394,7 @@ impl Gateway {
             .get_or_create(&labels)
             .observe(started.elapsed().as_secs_f64());
         let upstream_started = Instant::now();
-        let resp = forward::forward(&self.client, route, parts, body, conn).await?;
+        let resp = forward::forward(upstream, route, parts, body, conn).await?;
         self.metrics
             .upstream_seconds
             .get_or_create(&labels)

@@ -88,11 +88,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     return Ok(ExitCode::FAILURE);
                 }
             };
-            let runtime = tokio::runtime::Builder::new_multi_thread()
+            let workers = cli.workers.map_or_else(
+                || std::thread::available_parallelism().map_or(1, usize::from),
+                usize::from,
+            );
+            // The control plane (signals, reload, key refresh, admin) runs
+            // here; the workers serve traffic on their own threads.
+            let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .context("starting the async runtime")?;
-            runtime.block_on(server::run(Arc::new(config), Some(path)))?;
+            runtime.block_on(server::run(Arc::new(config), Some(path), workers))?;
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -17,7 +17,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
 
 use crate::config::Limits;
-use crate::forward::ClientConn;
+use crate::forward::{ClientConn, HttpClient};
 use crate::gateway::Gateway;
 
 /// The connection builder, shared by every connection.
@@ -31,6 +31,8 @@ pub struct Connection {
     pub builder: Arc<Builder>,
     /// TLS, when the listener is HTTPS.
     pub acceptor: Option<TlsAcceptor>,
+    /// This worker's upstream connection pool.
+    pub upstream: Arc<HttpClient>,
     /// Registers the connection for graceful shutdown.
     pub watcher: Watcher,
     /// Time allowed for the TLS handshake.
@@ -57,9 +59,16 @@ impl Connection {
         let tls = self.acceptor.is_some();
         let gateway = self.gateway.clone();
         let client = ClientConn { peer, tls };
+        let upstream = self.upstream.clone();
         let service = service_fn(move |req| {
             let gateway = gateway.clone();
-            async move { Ok::<_, Infallible>(gateway.handle(req, client).await) }
+            let upstream = upstream.clone();
+            // Boxed: hyper keeps one slot of the service future's size for the
+            // life of the connection, and this future is kilobytes; an idle
+            // SSE stream then holds a pointer instead (bench/results.md).
+            Box::pin(
+                async move { Ok::<_, Infallible>(gateway.handle(req, client, &upstream).await) },
+            )
         });
         let result = match self.acceptor {
             Some(acceptor) => {

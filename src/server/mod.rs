@@ -1,17 +1,16 @@
-//! Stage 1: the listener. Accepts TCP (and TLS), caps concurrent connections,
-//! serves HTTP/1.1 and HTTP/2 on each, and drains on SIGTERM/SIGINT.
+//! Stage 1: the listener. Binds the public socket, starts the worker threads
+//! that accept from it (`worker.rs`: TCP and TLS, the connection cap,
+//! HTTP/1.1 and HTTP/2 on each), and drains them on SIGTERM/SIGINT.
 //!
 //! The listen address and TLS files are read once at start. The startup line
 //! `listening on <scheme>://<addr>` is the readiness signal tests wait for.
 
-use std::sync::Arc;
-use std::time::Duration;
-
-use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
-
+use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
+
+use tokio::net::TcpSocket;
+use tokio::sync::{Semaphore, oneshot, watch};
 
 use crate::config::{Config, reload};
 use crate::gateway::Gateway;
@@ -21,6 +20,7 @@ mod admin;
 mod http;
 pub mod signal;
 pub mod tls;
+mod worker;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +33,9 @@ pub enum ServeError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// A worker thread could not be started.
+    #[error("cannot start a worker thread: {0}")]
+    Worker(std::io::Error),
     /// The TLS files are unusable.
     #[error(transparent)]
     Tls(#[from] tls::TlsError),
@@ -40,12 +43,17 @@ pub enum ServeError {
 
 /// Runs the gateway until a shutdown signal, then drains. With `config_path`,
 /// the config is reloaded on SIGHUP and when the file changes.
-pub async fn run(config: Arc<Config>, config_path: Option<PathBuf>) -> Result<(), ServeError> {
+///
+/// The calling runtime is the control plane (signals, reload, key refresh,
+/// the admin listener); `workers` threads serve the public listener.
+pub async fn run(
+    config: Arc<Config>,
+    config_path: Option<PathBuf>,
+    workers: usize,
+) -> Result<(), ServeError> {
     let acceptor = config.tls.as_ref().map(tls::acceptor).transpose()?;
     let addr = config.listen;
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|source| ServeError::Bind { addr, source })?;
+    let listener = bind(addr).map_err(|source| ServeError::Bind { addr, source })?;
     let local = listener
         .local_addr()
         .map_err(|source| ServeError::Bind { addr, source })?;
@@ -64,65 +72,70 @@ pub async fn run(config: Arc<Config>, config_path: Option<PathBuf>) -> Result<()
     if let Some(path) = config_path {
         reload::spawn(path, gateway.clone());
     }
-    let builder = Arc::new(http::builder(&config.limits));
-    let permits = Arc::new(Semaphore::new(config.limits.max_connections));
-    let graceful = GracefulShutdown::new();
-    let shutdown = signal::shutdown();
-    tokio::pin!(shutdown);
+    let limits = &config.limits;
+    let shared = worker::Shared {
+        gateway: gateway.clone(),
+        builder: Arc::new(http::builder(limits)),
+        acceptor,
+        permits: Arc::new(Semaphore::new(limits.max_connections)),
+        handshake_timeout: limits.header_read_timeout,
+        upstream_connect_timeout: limits.upstream_connect_timeout,
+        shutdown_grace: limits.shutdown_grace,
+    };
+    let (stop, stopped) = watch::channel(false);
+    let mut done = Vec::with_capacity(workers);
+    for index in 0..workers.max(1) {
+        let (tx, rx) = oneshot::channel();
+        listener
+            .try_clone()
+            .and_then(|l| worker::spawn(index, l, shared.clone(), stopped.clone(), tx))
+            .map_err(ServeError::Worker)?;
+        done.push(rx);
+    }
+    // Workers hold their own clones of the socket; it closes when the last one drops it.
+    drop(listener);
 
     tracing::info!(
         routes = config.routes.len(),
         issuers = config.issuers.len(),
+        workers = done.len(),
         "listening on {scheme}://{local}"
     );
-
-    loop {
-        // Waiting for a permit before accepting applies back-pressure: past the
-        // cap, new connections queue in the kernel backlog instead of piling up here.
-        let permit = tokio::select! {
-            p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
-            () = &mut shutdown => break,
-        };
-        let (stream, peer) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(pair) => pair,
-                Err(e) => {
-                    // EMFILE and friends: back off briefly instead of spinning.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            () = &mut shutdown => break,
-        };
-        let _ = stream.set_nodelay(true);
-        let conn = http::Connection {
-            gateway: gateway.clone(),
-            builder: builder.clone(),
-            acceptor: acceptor.clone(),
-            watcher: graceful.watcher(),
-            handshake_timeout: config.limits.header_read_timeout,
-        };
-        tokio::spawn(async move {
-            conn.serve(stream, peer).await;
-            drop(permit);
-        });
-    }
+    signal::shutdown().await;
 
     // Readiness fails from now on, so load balancers stop sending new work.
     gateway.begin_drain();
-    drop(listener);
-    let grace = config.limits.shutdown_grace;
+    let _ = stop.send(true);
     tracing::info!(
-        grace_secs = grace.as_secs(),
+        grace_secs = limits.shutdown_grace.as_secs(),
         "shutting down: no longer accepting, draining"
     );
-    match tokio::time::timeout(grace, graceful.shutdown()).await {
-        Ok(()) => tracing::info!(drained = true, "all connections finished"),
-        Err(_) => tracing::warn!(
+    let mut drained = true;
+    for rx in done {
+        // A worker that died without answering did not drain.
+        drained &= rx.await.unwrap_or(false);
+    }
+    if drained {
+        tracing::info!(drained = true, "all connections finished");
+    } else {
+        tracing::warn!(
             drained = false,
             "grace period over; closing remaining connections"
-        ),
+        );
     }
     Ok(())
+}
+
+/// Binds the public socket (non-blocking, as the workers' runtimes need it).
+/// A deep backlog absorbs connection bursts (thousands of SSE clients
+/// reconnecting at once) while workers catch up.
+fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(4096)?.into_std()
 }
