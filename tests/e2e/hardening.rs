@@ -269,7 +269,10 @@ async fn input_limits_are_enforced() {
     let mut stream = std::net::TcpStream::connect(gw.addr).unwrap();
     // The gateway may answer and close before the whole head is written; a
     // broken pipe here is that, and the reply below is what counts.
-    let _ = write!(stream, "POST /mcp HTTP/1.1\r\nHost: gw\r\nX-Big: {big}\r\nAuthorization: {auth}\r\nContent-Length: 2\r\n\r\n{{}}");
+    let _ = write!(
+        stream,
+        "POST /mcp HTTP/1.1\r\nHost: gw\r\nX-Big: {big}\r\nAuthorization: {auth}\r\nContent-Length: 2\r\n\r\n{{}}"
+    );
     let mut reply = String::new();
     stream
         .set_read_timeout(Some(Duration::from_secs(5)))

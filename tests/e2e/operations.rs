@@ -142,6 +142,71 @@ async fn sigterm_fails_readiness_at_once_and_lets_open_streams_finish() {
     assert!(gw.logged("drained=true"), "drain completion not logged");
 }
 
+/// Several workers share one listener: streams land on whichever accepted
+/// them, each is served, and SIGTERM drains every worker before the exit.
+#[tokio::test]
+async fn every_worker_serves_and_drains() {
+    let issuer = TestIssuer::new(ISS);
+    let gate = Arc::new(Notify::new());
+    let upstream = Upstream::start(Behavior::Sse(gate.clone())).await;
+    let mut gw = GatewayBuilder::new()
+        .issuer(&issuer)
+        .route("/mcp", &upstream.url(), RESOURCE, "")
+        .extra("limits:\n  shutdown_grace: 10s")
+        .workers(3)
+        .spawn();
+    gw.wait_ready().await;
+    assert!(
+        gw.logged("workers=3"),
+        "startup line must name the worker count"
+    );
+    let auth = format!("Bearer {}", issuer.token(RESOURCE, ""));
+    let mut streams = Vec::new();
+    for _ in 0..9 {
+        let resp = open_stream(&gw.url("/mcp"), &[("authorization", &auth)], &call("echo")).await;
+        assert_eq!(resp.status(), 200);
+        let mut body = resp.into_body();
+        read_until(&mut body, "first").await;
+        streams.push(body);
+    }
+    assert_eq!(
+        upstream.count(),
+        9,
+        "every stream reached the upstream once"
+    );
+
+    gw.signal("TERM");
+    gw.wait_for_log("shutting down").await;
+    assert!(!gw.exited(), "exited before the open streams finished");
+    // Each upstream task waits on the gate right after its first event;
+    // give the last one a moment to get there before opening it for all.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    gate.notify_waiters();
+    for body in &mut streams {
+        read_until(body, "second").await;
+        while body.frame().await.is_some() {}
+    }
+    for _ in 0..100 {
+        if gw.exited() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(gw.exited(), "did not exit after the drain");
+    assert!(gw.logged("drained=true"), "drain completion not logged");
+}
+
+#[tokio::test]
+async fn workers_must_be_at_least_one() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mcp-auth-gateway"))
+        .args(["--workers", "0", "check", "--config", "/nonexistent.yaml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "clap usage error");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--workers"), "{stderr}");
+}
+
 #[tokio::test]
 async fn metrics_move_with_traffic() {
     let (issuer, _upstream, gw) = crate::support::start(

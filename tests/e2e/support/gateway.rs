@@ -18,6 +18,7 @@ pub struct GatewayBuilder {
     extra: String,
     tls: Option<(PathBuf, PathBuf)>,
     port: u16,
+    workers: Option<usize>,
     dir: tempfile::TempDir,
 }
 
@@ -44,6 +45,7 @@ impl GatewayBuilder {
             extra: String::new(),
             tls: None,
             port: 0,
+            workers: None,
             dir: tempfile::tempdir().unwrap(),
         }
     }
@@ -120,11 +122,21 @@ impl GatewayBuilder {
         y
     }
 
+    /// Runs with `--workers n` (default: one per CPU).
+    pub fn workers(mut self, n: usize) -> Self {
+        self.workers = Some(n);
+        self
+    }
+
     /// Writes the config and starts the gateway; waits for its startup line.
     pub fn spawn(self) -> Gateway {
         let path = self.dir.path().join("gateway.yaml");
         std::fs::write(&path, self.yaml()).unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_mcp-auth-gateway"))
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_mcp-auth-gateway"));
+        if let Some(n) = self.workers {
+            cmd.arg("--workers").arg(n.to_string());
+        }
+        let mut child = cmd
             .arg("--config")
             .arg(&path)
             .env("RUST_LOG", "info,mcp_auth_gateway=debug")
