@@ -219,7 +219,7 @@ def main() -> None:
                     f'MemTotal={meta.get("mem_total_kb", 0) // 1024} MiB',
         "software": {k: meta.get(k) for k in ("kernel", "nginx", "wrk", "python", "git_rev", "binary_fresh")},
         "background": {k: meta.get(k) for k in ("background_busy_pct", "loadavg_before", "loadavg_after")},
-        "settings": {k: meta.get(k) for k in ("duration_s", "reps", "warmup_s", "nofile", "stream_cap_raised", "policy_rules",
+        "settings": {k: meta.get(k) for k in ("duration_s", "reps", "warmup_s", "nofile", "stream_cap_raised", "gateway_workers", "policy_rules",
                                                "list_tools", "list_visible_expected", "list_visible_seen",
                                                "sse_hold_s", "ttfe_samples")},
         "failures": failures,
@@ -254,6 +254,7 @@ def markdown(r: dict) -> str:
         "",
         f'{r["date"]}, mode `{r["mode"]}` ({s["duration_s"]} s per load run, median of {s["reps"]}, '
         f'{s["warmup_s"]} s warm-up), {r["elapsed_s"]} s in all ({r["build_s"]} s of it building). {r["hardware"]}. '
+        f'Gateway worker threads: {s.get("gateway_workers")}. '
         f'nginx {r["software"]["nginx"]}, {r["software"]["wrk"]}, commit {r["software"]["git_rev"]}. '
         f'Before the run the machine was {r["background"]["background_busy_pct"]} % busy with other work '
         f'(load average {r["background"]["loadavg_before"]}; {r["background"]["loadavg_after"]} after). '

@@ -162,7 +162,8 @@ pids+=("$NGINX_PID")
 GW_PID="" GW_ADDR=""
 start_gateway() {
   : >"$WORK/gateway.log"
-  "$BIN" --config "$WORK/gateway/gateway.yaml" 2>>"$WORK/gateway.log" &
+  # BENCH_WORKERS sets --workers; unset, the gateway uses one per CPU.
+  "$BIN" --config "$WORK/gateway/gateway.yaml" ${BENCH_WORKERS:+--workers "$BENCH_WORKERS"} 2>>"$WORK/gateway.log" &
   GW_PID=$!
   pids+=("$GW_PID")
   local line=""
@@ -407,6 +408,7 @@ END_TS=$(date +%s)
   echo "loadavg_before=$LOADAVG"
   echo "loadavg_after=$(cut -d' ' -f1-3 /proc/loadavg)"
   echo "stream_cap_raised=$STREAM_CAP"
+  echo "gateway_workers=$(grep -o 'workers=[0-9]*' "$WORK/gateway.log" | head -1 | cut -d= -f2)"
   echo "policy_rules=$(expect rules)"
   echo "list_tools=$(expect list_tools)"
   echo "list_visible_expected=$(expect list_visible)"
