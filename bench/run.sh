@@ -153,10 +153,14 @@ if ! "$BIN" check --config "$WORK/gateway/gateway.yaml" >"$WORK/check.log" 2>&1;
 fi
 
 # --- nginx: upstream + plain reverse proxy -------------------------------------
-"$NGINX" -t -q -p "$WORK/nginx" -e "$WORK/nginx/error.log" -c "$WORK/nginx/nginx.conf"
-"$NGINX" -p "$WORK/nginx" -e "$WORK/nginx/error.log" -c "$WORK/nginx/nginx.conf" &
-NGINX_PID=$!
-pids+=("$NGINX_PID")
+# Two processes, as the gateway and its upstream are (see bench/gen_config.py).
+NGINX_PIDS=()
+for conf in upstream proxy; do
+  "$NGINX" -t -q -p "$WORK/nginx" -e "$WORK/nginx/error.log" -c "$WORK/nginx/$conf.conf"
+  "$NGINX" -p "$WORK/nginx" -e "$WORK/nginx/error.log" -c "$WORK/nginx/$conf.conf" &
+  NGINX_PIDS+=("$!")
+  pids+=("$!")
+done
 
 # --- gateway -------------------------------------------------------------------
 GW_PID="" GW_ADDR=""
@@ -196,7 +200,10 @@ ticks() {
   done
   echo "$t"
 }
-nginx_pids() { echo "$NGINX_PID"; pgrep -P "$NGINX_PID" || true; }
+nginx_pids() { # both masters and their workers
+  local p
+  for p in "${NGINX_PIDS[@]}"; do echo "$p"; pgrep -P "$p" || true; done
+}
 CLK_TCK=$(getconf CLK_TCK)
 
 for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$UP_PORT/mcp" -X POST -d '{}' && break; sleep 0.1; done

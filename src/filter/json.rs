@@ -5,13 +5,12 @@
 //! that cannot be filtered (over the cap, not JSON, a batch, a body error)
 //! becomes a 502 with a JSON-RPC error: the unfiltered list never leaves.
 
+use super::raw::{self, Rewrite};
+use super::{FilterError, ListFilter, fail_closed_response};
+use crate::body::{self, Body};
 use http::Response;
 use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
 use http_body_util::BodyExt;
-use serde_json::Value;
-
-use super::{FilterError, ListFilter, fail_closed_response};
-use crate::body::{self, Body};
 
 /// Reads, filters and rebuilds a JSON response.
 pub(super) async fn filter(resp: Response<Body>, filter: ListFilter) -> Response<Body> {
@@ -101,14 +100,13 @@ fn rewrite(bytes: &[u8], filter: &ListFilter) -> Result<Option<Vec<u8>>, FilterE
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
-    let mut msg: Value = serde_json::from_slice(bytes)?;
     // A batch answer to a single list request is not something we can vouch
     // for entry by entry; refuse it rather than guess.
-    if msg.is_array() {
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
         return Err(FilterError::Batch);
     }
-    if !filter.apply(&mut msg)? {
-        return Ok(None);
-    }
-    Ok(Some(serde_json::to_vec(&msg)?))
+    Ok(match raw::rewrite(bytes, filter)? {
+        Rewrite::Matched(out) => Some(out),
+        Rewrite::NoMatch => None,
+    })
 }

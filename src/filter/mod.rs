@@ -4,8 +4,8 @@
 //! `resources/templates/list`, the upstream answer passes through here and the
 //! matching JSON-RPC response (same `id`, has a `result`) loses every entry the
 //! [`Allow`] predicate refuses. Only array items are removed: every other
-//! field, `nextCursor`, `_meta` and field order stay as the upstream wrote them
-//! (`serde_json`'s `preserve_order` is enabled).
+//! field, `nextCursor`, `_meta`, field order and the kept entries' bytes stay
+//! as the upstream wrote them (`raw.rs` rewrites without a DOM).
 //!
 //! Two transports (MCP 2025-06-18 "Transports", Streamable HTTP):
 //! - `application/json`: one buffered body, see `json.rs`;
@@ -26,6 +26,7 @@ use serde_json::Value;
 use crate::body::{self, Body};
 
 mod json;
+mod raw;
 mod sse;
 #[cfg(test)]
 mod tests;
@@ -145,44 +146,6 @@ impl std::fmt::Debug for ListFilter {
 }
 
 impl ListFilter {
-    /// Filters `msg` in place if it is the matching response (an object with
-    /// our `id` and a `result`). Returns whether it matched.
-    fn apply(&self, msg: &mut Value) -> Result<bool, FilterError> {
-        let Some(obj) = msg.as_object_mut() else {
-            return Ok(false);
-        };
-        if obj.get("id") != Some(&self.id) {
-            return Ok(false);
-        }
-        let Some(result) = obj.get_mut("result") else {
-            return Ok(false);
-        };
-        let field = self.kind.list_field();
-        let Some(list) = result.as_object_mut().and_then(|r| r.get_mut(field)) else {
-            // Nothing listed, nothing to hide.
-            return Ok(true);
-        };
-        let Value::Array(items) = list else {
-            return Err(FilterError::NotAList { field });
-        };
-        let before = items.len();
-        let key = self.kind.key_field();
-        // A missing or non-string key is dropped: an entry we cannot name is
-        // an entry we cannot authorize.
-        items.retain(|item| {
-            item.get(key)
-                .and_then(Value::as_str)
-                .is_some_and(|name| (self.allow)(self.kind, name))
-        });
-        tracing::debug!(
-            kind = ?self.kind,
-            kept = items.len(),
-            hidden = before - items.len(),
-            "filtered list response"
-        );
-        Ok(true)
-    }
-
     /// Logs why filtering failed; the caller then answers with [`error_json`].
     fn log_failure(&self, err: &FilterError) {
         tracing::warn!(

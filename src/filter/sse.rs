@@ -15,15 +15,14 @@ use std::collections::VecDeque;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
+use super::raw::{self, Rewrite};
+use super::{FilterError, ListFilter, error_json};
+use crate::body::{Body, BoxError};
 use bytes::{Bytes, BytesMut};
 use http::Response;
 use http::header::CONTENT_LENGTH;
 use http_body::{Frame, SizeHint};
 use http_body_util::BodyExt;
-use serde_json::Value;
-
-use super::{FilterError, ListFilter, error_json};
-use crate::body::{Body, BoxError};
 
 /// UTF-8 byte order mark; a decoder strips it at the start of the stream.
 const BOM: &[u8] = b"\xEF\xBB\xBF";
@@ -190,11 +189,9 @@ impl SseFilter {
         if data.iter().all(u8::is_ascii_whitespace) {
             return Ok(Outcome::Pass);
         }
-        let mut msg: Value = serde_json::from_slice(&data)?;
-        if !self.apply_any(&mut msg)? {
+        let Rewrite::Matched(json) = raw::rewrite_any(&data, &self.filter)? else {
             return Ok(Outcome::Pass);
-        }
-        let json = serde_json::to_vec(&msg)?;
+        };
         let mut out = BytesMut::with_capacity(event.len());
         out.extend_from_slice(bom);
         let mut first = true;
@@ -209,21 +206,6 @@ impl SseFilter {
             }
         }
         Ok(Outcome::Rewritten(out.freeze()))
-    }
-
-    /// [`ListFilter::apply`] on a message, or on each message of a batch:
-    /// a batch on the stream is legal JSON-RPC and must not smuggle the list.
-    fn apply_any(&self, msg: &mut Value) -> Result<bool, FilterError> {
-        match msg {
-            Value::Array(batch) => {
-                let mut matched = false;
-                for item in batch {
-                    matched |= self.filter.apply(item)?;
-                }
-                Ok(matched)
-            }
-            other => self.filter.apply(other),
-        }
     }
 }
 

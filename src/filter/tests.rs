@@ -360,3 +360,51 @@ async fn oversize_lists_pass_unfiltered_only_when_the_route_allows() {
     let failed = run_sse(chunked(stream.as_bytes(), 50), 100).await;
     assert!(String::from_utf8_lossy(&failed).contains("event: error"));
 }
+
+#[tokio::test]
+async fn json_kept_entries_and_other_members_are_the_upstream_bytes() {
+    // Numbers, escapes and key order inside kept entries are not re-encoded;
+    // an escaped key still names the entry.
+    let body = r#"{"jsonrpc":"2.0","id":7,"result":{"tools":[{"na\u006de":"ok","n":1.50,"s":"\u00e9"},{"name":"secret"}],"x":1e2}}"#;
+    let (parts, out) = run_json(body, 4096).await;
+    let expected = r#"{"jsonrpc":"2.0","id":7,"result":{"tools":[{"na\u006de":"ok","n":1.50,"s":"\u00e9"}],"x":1e2}}"#;
+    assert_eq!(out, expected);
+    assert_eq!(parts.headers[CONTENT_LENGTH], expected.len().to_string());
+}
+
+#[tokio::test]
+async fn json_duplicate_keys_fail_closed_or_drop_the_entry() {
+    // Two `result`s (or two lists): the client might read the one we did not filter.
+    for body in [
+        r#"{"jsonrpc":"2.0","id":7,"result":{"tools":[]},"result":{"tools":[{"name":"secret"}]}}"#,
+        r#"{"jsonrpc":"2.0","id":7,"result":{"tools":[],"tools":[{"name":"secret"}]}}"#,
+        r#"{"jsonrpc":"2.0","id":7,"id":8,"result":{"tools":[{"name":"secret"}]}}"#,
+    ] {
+        let (parts, out) = run_json(body, 4096).await;
+        assert_eq!(parts.status, StatusCode::BAD_GATEWAY, "{body}");
+        assert_eq!(out, ERROR_JSON);
+    }
+    // An entry naming itself twice cannot be authorized: dropped.
+    let body = r#"{"jsonrpc":"2.0","id":7,"result":{"tools":[{"name":"ok","name":"secret"},{"name":"ok2"}]}}"#;
+    let (_, out) = run_json(body, 4096).await;
+    assert_eq!(
+        out,
+        r#"{"jsonrpc":"2.0","id":7,"result":{"tools":[{"name":"ok2"}]}}"#
+    );
+}
+
+#[tokio::test]
+async fn json_matching_response_without_a_list_passes_whole() {
+    for body in [
+        r#"{"jsonrpc":"2.0","id":7,"result":{"nextCursor":"c"}}"#,
+        r#"{"jsonrpc":"2.0","id":7,"result":null}"#,
+    ] {
+        let (parts, out) = run_json(body, 4096).await;
+        assert_eq!(parts.status, StatusCode::OK);
+        assert_eq!(out, body);
+    }
+    let not_a_list = r#"{"jsonrpc":"2.0","id":7,"result":{"tools":{"name":"secret"}}}"#;
+    let (parts, out) = run_json(not_a_list, 4096).await;
+    assert_eq!(parts.status, StatusCode::BAD_GATEWAY);
+    assert_eq!(out, ERROR_JSON);
+}

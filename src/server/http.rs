@@ -1,17 +1,23 @@
 //! Stage 2: one client connection → HTTP requests handed to the gateway.
 //!
-//! HTTP/1.1 and HTTP/2 (ALPN or prior knowledge) via hyper-util's auto
-//! builder. The header read timeout defeats slowloris; the head size cap
-//! bounds memory per connection.
+//! HTTP/1.1 or HTTP/2, chosen once per connection: by ALPN under TLS, and in
+//! plaintext by peeking for the HTTP/2 preface (prior knowledge, RFC 9113
+//! §3.3). Peeking rather than reading leaves the request in the socket, so
+//! hyper reads it into its buffer in one go. (hyper-util's auto builder reads
+//! the first bytes itself and replays them; hyper's HTTP/1 buffer then grew
+//! to 16 KiB on the second read, which every idle SSE stream kept.)
+//!
+//! The header read timeout defeats slowloris (it also bounds the wait for the
+//! first bytes); the head size cap bounds memory per connection.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::Watcher;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
@@ -20,8 +26,18 @@ use crate::config::Limits;
 use crate::forward::{ClientConn, HttpClient};
 use crate::gateway::Gateway;
 
-/// The connection builder, shared by every connection.
-pub type Builder = auto::Builder<TokioExecutor>;
+/// The client connection preface of HTTP/2 (RFC 9113 §3.4). No HTTP/1
+/// request starts with it.
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// How long to wait before peeking again at a preface that arrived in parts.
+const PREFACE_RETRY: Duration = Duration::from_millis(1);
+
+/// HTTP/1 and HTTP/2 settings, shared by every connection.
+pub struct Builder {
+    http1: http1::Builder,
+    http2: http2::Builder<TokioExecutor>,
+}
 
 /// Everything needed to serve one accepted connection.
 pub struct Connection {
@@ -35,22 +51,33 @@ pub struct Connection {
     pub upstream: Arc<HttpClient>,
     /// Registers the connection for graceful shutdown.
     pub watcher: Watcher,
-    /// Time allowed for the TLS handshake.
+    /// Time allowed for the TLS handshake, and for the first bytes.
     pub handshake_timeout: Duration,
+}
+
+/// The HTTP version a connection speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Version {
+    Http1,
+    Http2,
 }
 
 /// HTTP/1 and HTTP/2 settings from the limits.
 pub fn builder(limits: &Limits) -> Builder {
-    let mut b = auto::Builder::new(TokioExecutor::new());
-    b.http1()
+    let mut http1 = http1::Builder::new();
+    http1
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
+        // The exact cap (431). The buffer cap alone can overshoot by up to the
+        // buffer's own size, and let a 100 KB head through a 64 KiB limit.
+        .max_header_size(limits.max_header_bytes)
         // hyper's minimum buffer is 8 KiB.
         .max_buf_size(limits.max_header_bytes.max(8192));
-    b.http2()
+    let mut http2 = http2::Builder::new(TokioExecutor::new());
+    http2
         .timer(TokioTimer::new())
         .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX));
-    b
+    Builder { http1, http2 }
 }
 
 impl Connection {
@@ -65,11 +92,26 @@ impl Connection {
             let upstream = upstream.clone();
             // Boxed: hyper keeps one slot of the service future's size for the
             // life of the connection, and this future is kilobytes; an idle
-            // SSE stream then holds a pointer instead (bench/results.md).
+            // SSE stream then holds a pointer instead (bench/README.md).
             Box::pin(
                 async move { Ok::<_, Infallible>(gateway.handle(req, client, &upstream).await) },
             )
         });
+        // One expansion per transport: the two connection types differ.
+        macro_rules! serve_as {
+            ($version:expr, $io:expr) => {
+                match $version {
+                    Version::Http1 => {
+                        let conn = self.builder.http1.serve_connection($io, service);
+                        self.watcher.watch(conn).await
+                    }
+                    Version::Http2 => {
+                        let conn = self.builder.http2.serve_connection($io, service);
+                        self.watcher.watch(conn).await
+                    }
+                }
+            };
+        }
         let result = match self.acceptor {
             Some(acceptor) => {
                 let stream =
@@ -86,16 +128,118 @@ impl Connection {
                             return;
                         }
                     };
-                let conn = self.builder.serve_connection(TokioIo::new(stream), service);
-                self.watcher.watch(conn.into_owned()).await
+                let version = match stream.get_ref().1.alpn_protocol() {
+                    Some(b"h2") => Version::Http2,
+                    _ => Version::Http1,
+                };
+                serve_as!(version, TokioIo::new(stream))
             }
             None => {
-                let conn = self.builder.serve_connection(TokioIo::new(stream), service);
-                self.watcher.watch(conn.into_owned()).await
+                let version = match tokio::time::timeout(self.handshake_timeout, sniff(&stream))
+                    .await
+                {
+                    Ok(Ok(Some(version))) => version,
+                    Ok(Ok(None)) => return, // closed before sending anything
+                    Ok(Err(e)) => {
+                        tracing::debug!(%peer, error = %e, "connection failed before a request");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::debug!(%peer, "no request within header_read_timeout");
+                        return;
+                    }
+                };
+                serve_as!(version, TokioIo::new(stream))
             }
         };
         if let Err(e) = result {
             tracing::debug!(%peer, error = %e, "connection ended with an error");
         }
+    }
+}
+
+/// Peeks at a plaintext connection's first bytes: the HTTP/2 preface means
+/// HTTP/2, anything else HTTP/1. `None` when the client closed first.
+async fn sniff(stream: &TcpStream) -> std::io::Result<Option<Version>> {
+    let mut buf = [0u8; H2_PREFACE.len()];
+    loop {
+        let n = stream.peek(&mut buf).await?;
+        let seen = buf.get(..n).unwrap_or_default();
+        if n == 0 {
+            return Ok(None);
+        }
+        if !H2_PREFACE.starts_with(seen) {
+            return Ok(Some(Version::Http1));
+        }
+        if n == H2_PREFACE.len() {
+            return Ok(Some(Version::Http2));
+        }
+        // A prefix of the preface: the rest is on its way. Peeking again at
+        // once would spin, since the socket stays readable.
+        tokio::time::sleep(PREFACE_RETRY).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncWriteExt;
+    use tokio::net::TcpListener;
+
+    async fn sniffed(parts: &[&[u8]]) -> Option<Version> {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let parts: Vec<Vec<u8>> = parts.iter().map(|p| p.to_vec()).collect();
+        let client = tokio::spawn(async move {
+            let mut s = TcpStream::connect(addr).await.unwrap();
+            for p in parts {
+                s.write_all(&p).await.unwrap();
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            // Closing after the last part: what was sent stays readable.
+        });
+        let (server, _) = listener.accept().await.unwrap();
+        let version = sniff(&server).await.unwrap();
+        client.await.unwrap();
+        version
+    }
+
+    #[tokio::test]
+    async fn sniff_tells_the_preface_from_http1() {
+        assert_eq!(
+            sniffed(&[b"GET / HTTP/1.1\r\n\r\n"]).await,
+            Some(Version::Http1)
+        );
+        // "POST" shares its first byte with "PRI ".
+        assert_eq!(sniffed(&[b"P", b"OST /mcp"]).await, Some(Version::Http1));
+        assert_eq!(sniffed(&[H2_PREFACE]).await, Some(Version::Http2));
+        // A preface in pieces is still HTTP/2.
+        assert_eq!(
+            sniffed(&[&H2_PREFACE[..3], &H2_PREFACE[3..10], &H2_PREFACE[10..]]).await,
+            Some(Version::Http2)
+        );
+    }
+
+    #[tokio::test]
+    async fn sniff_leaves_the_bytes_in_the_socket() {
+        use tokio::io::AsyncReadExt;
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let client = tokio::spawn(async move {
+            let mut s = TcpStream::connect(addr).await.unwrap();
+            s.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
+            s
+        });
+        let (mut server, _) = listener.accept().await.unwrap();
+        assert_eq!(sniff(&server).await.unwrap(), Some(Version::Http1));
+        let mut buf = [0u8; 18];
+        server.read_exact(&mut buf).await.unwrap();
+        assert_eq!(&buf, b"GET / HTTP/1.1\r\n\r\n");
+        drop(client.await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn sniff_sees_a_close_before_any_bytes() {
+        assert_eq!(sniffed(&[]).await, None);
     }
 }
