@@ -9,9 +9,8 @@ The fixtures, shared by every configuration:
   `POST /mcp` -> a fixed tools/call result, `POST /list` -> a tools/list
   result of 60 tools), and a plain reverse proxy to it with upstream
   keepalive (no auth). Separate processes, as the gateway and its upstream
-  are: with both server blocks in one nginx, a worker often held both ends
-  of a proxied request and skipped the cross-process wake-up that every
-  other proxy pays, so the "nginx" row beat "direct" at c=1;
+  are (until 2026-12-04 they were two server blocks of one nginx, so one
+  worker could hold both ends of a proxied request);
 - a gateway config with one issuer (jwks_file), and three routes that carry
   the same 50-rule tool policy: /mcp and /list (to the nginx upstream) and
   /sse (to bench/sse_upstream.py).

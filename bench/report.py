@@ -298,8 +298,8 @@ def markdown(r: dict) -> str:
                      f'{fmt(x["other_cpu_pct"], "{:.0f}")} ({fmt(x["other_cpu_pct_max"], "{:.0f}")}) |')
     L += [
         "",
-        "CPU % is per process over the run (100 % = one core). nginx covers its master and workers, which serve",
-        "both the upstream and (for `nginx*` rows) the proxy. *Other* is the machine's busy time minus gateway, nginx",
+        "CPU % is per process over the run (100 % = one core). nginx covers both nginx processes (masters and workers):",
+        "the upstream and (for `nginx*` rows) the proxy. *Other* is the machine's busy time minus gateway, nginx",
         "and wrk: work that is not part of the benchmark (noise), median and worst run.",
         "",
         "| configuration | what it measures |",
