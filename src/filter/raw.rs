@@ -74,7 +74,7 @@ pub(super) fn rewrite(json: &[u8], filter: &ListFilter) -> Result<Rewrite, Filte
         Some(raw) => serde_json::from_str::<Value>(raw.get())?,
         None => return Ok(Rewrite::NoMatch),
     };
-    if id != filter.id {
+    if !answers(&id, &filter.id) {
         return Ok(Rewrite::NoMatch);
     }
     let Some(result) = message.get("result") else {
@@ -143,6 +143,44 @@ impl<'a> Members<'a> {
         }
         out.push(b'}');
         Ok(out)
+    }
+}
+
+/// Whether a response id answers the request id as the SDK clients read ids.
+/// The TS SDK looks a response up by `Number(response.id)`, so `7`, `7.0`,
+/// `"7"` and `"0x7"` all answer request 7. Matching too much only filters a
+/// response that was not ours; matching too little would let a list through
+/// unfiltered.
+fn answers(response: &Value, request: &Value) -> bool {
+    response == request
+        || matches!(
+            (js_number(response), js_number(request)),
+            (Some(a), Some(b)) if a == b
+        )
+}
+
+/// JavaScript's `Number(v)` for the id types JSON-RPC allows (numbers and
+/// strings); `None` for anything else. May accept more strings than
+/// JavaScript does (e.g. `"inf"`), which only widens the match.
+fn js_number(v: &Value) -> Option<f64> {
+    let s = match v {
+        Value::Number(n) => return n.as_f64(),
+        Value::String(s) => s.trim_matches(|c: char| c.is_whitespace() || c == '\u{feff}'),
+        _ => return None,
+    };
+    if s.is_empty() {
+        return Some(0.0);
+    }
+    let radix = |r: u32| {
+        s.get(2..)?.chars().try_fold(0.0_f64, |acc, c| {
+            c.to_digit(r).map(|d| acc * f64::from(r) + f64::from(d))
+        })
+    };
+    match s.get(..2).map(str::to_ascii_lowercase).as_deref() {
+        Some("0x") => radix(16),
+        Some("0o") => radix(8),
+        Some("0b") => radix(2),
+        _ => s.parse().ok(),
     }
 }
 

@@ -121,7 +121,8 @@ async fn json_other_kinds_use_their_keys() {
 
 #[tokio::test]
 async fn json_unmatched_responses_pass_unchanged() {
-    let wrong_id = r#"{ "jsonrpc":"2.0", "id":"7", "result":{"tools":[{"name":"secret"}]} }"#;
+    // ("7" would be ours: see ids_that_an_sdk_client_reads_as_ours_are_filtered.)
+    let wrong_id = r#"{ "jsonrpc":"2.0", "id":"7a", "result":{"tools":[{"name":"secret"}]} }"#;
     let error = r#"{"jsonrpc":"2.0","id":7,"error":{"code":-1,"message":"secret"}}"#;
     for body in [wrong_id, error] {
         let (parts, out) = run_json(body, 4096).await;
@@ -407,4 +408,23 @@ async fn json_matching_response_without_a_list_passes_whole() {
     let (parts, out) = run_json(not_a_list, 4096).await;
     assert_eq!(parts.status, StatusCode::BAD_GATEWAY);
     assert_eq!(out, ERROR_JSON);
+}
+
+#[tokio::test]
+async fn ids_that_an_sdk_client_reads_as_ours_are_filtered() {
+    // The TS SDK routes a response by Number(id): all of these answer request 7.
+    for id in ["7.0", r#""7""#, r#"" 7 ""#, r#""0x7""#, "7e0", r#""7e0""#] {
+        let body =
+            format!(r#"{{"jsonrpc":"2.0","id":{id},"result":{{"tools":[{{"name":"secret"}}]}}}}"#);
+        let (_, out) = run_json(&body, 4096).await;
+        let expected = format!(r#"{{"jsonrpc":"2.0","id":{id},"result":{{"tools":[]}}}}"#);
+        assert_eq!(out, expected, "id {id}");
+    }
+    // Other ids are someone else's response and pass unchanged.
+    for id in ["8", r#""8""#, r#""x7""#, "null", "true"] {
+        let body =
+            format!(r#"{{"jsonrpc":"2.0","id":{id},"result":{{"tools":[{{"name":"secret"}}]}}}}"#);
+        let (_, out) = run_json(&body, 4096).await;
+        assert_eq!(out, body, "id {id}");
+    }
 }
