@@ -26,7 +26,7 @@ use crate::config::{Config, Route};
 use crate::cors;
 use crate::filter::{self, ListFilter, ListKind};
 use crate::forward::{self, ClientConn, HttpClient};
-use crate::jsonrpc::{self, Envelope, RpcCall, Target};
+use crate::jsonrpc::{self, Envelope, JsonRpcError, RpcCall, Target};
 use crate::reject::{self, Challenge, Denied, Rejection};
 use crate::session::SessionBinder;
 use crate::telemetry::metrics::{self, Metrics, RequestLabels, RouteLabels, StreamGauge};
@@ -368,6 +368,7 @@ impl Gateway {
             jsonrpc::check_headers(&parts.headers, &envelope)?;
             rate_limit(&snap.throttle, &principal, Some(&envelope))?;
             outcome.calls = authorize(route, &principal, envelope)?;
+            refuse_batched_lists(route, &outcome.calls)?;
         } else {
             rate_limit(&snap.throttle, &principal, None)?;
         }
@@ -562,7 +563,9 @@ fn list_filter(
         return None;
     };
     let kind = ListKind::from_method(call.method())?;
-    let id = call.id.clone()?;
+    // A list notification gets no answer from a conforming server; if one
+    // comes anyway, it is filtered like any other.
+    let id = call.id.clone().unwrap_or(serde_json::Value::Null);
     let granted = outcome.principal.as_ref()?.scopes.clone();
     let allow = authz::list_visibility(route.clone(), granted);
     Some(ListFilter {
@@ -572,6 +575,23 @@ fn list_filter(
         max_event_bytes,
         pass_oversize,
     })
+}
+
+/// A list call in a batch, on a route that filters lists, is refused: stage 8
+/// filters the answer to one list request, not an array of answers, and
+/// batches left MCP in 2025-06-18.
+fn refuse_batched_lists(route: &Route, calls: &[RpcCall]) -> Result<(), Rejection> {
+    let filters = route.policy.as_ref().is_some_and(|p| p.filter_lists);
+    if !filters || calls.len() < 2 {
+        return Ok(());
+    }
+    match calls
+        .iter()
+        .find(|c| ListKind::from_method(c.method()).is_some())
+    {
+        Some(call) => Err(JsonRpcError::BatchedList(call.method().to_owned()).into()),
+        None => Ok(()),
+    }
 }
 
 /// Stage 6: decide, write the audit events, and turn a denial into a rejection.

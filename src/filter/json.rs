@@ -1,7 +1,7 @@
 //! Stage 8, `application/json` bodies: buffer one JSON-RPC response (up to the
 //! cap), filter it, and send it on with a correct `Content-Length`.
 //!
-//! A body that is not the matching response goes on byte for byte. Anything
+//! A body that carries no list goes on byte for byte. Anything
 //! that cannot be filtered (over the cap, not JSON, a batch, a body error)
 //! becomes a 502 with a JSON-RPC error: the unfiltered list never leaves.
 
@@ -93,7 +93,7 @@ impl http_body::Body for Prefixed {
     }
 }
 
-/// The filtered body, or `None` when `bytes` is not the matching response
+/// The filtered body, or `None` when `bytes` carries no list
 /// (then it goes on unchanged).
 fn rewrite(bytes: &[u8], filter: &ListFilter) -> Result<Option<Vec<u8>>, FilterError> {
     // An empty body holds no list (e.g. a 202 sent as chunked with no data).

@@ -2,7 +2,8 @@
 //!
 //! When a client calls `tools/list`, `prompts/list`, `resources/list` or
 //! `resources/templates/list`, the upstream answer passes through here and the
-//! matching JSON-RPC response (same `id`, has a `result`) loses every entry the
+//! JSON-RPC messages carrying `result.<list>` (whatever their `id`: clients
+//! match ids in their own ways) lose every entry the
 //! [`Allow`] predicate refuses. Only array items are removed: every other
 //! field, `nextCursor`, `_meta`, field order and the kept entries' bytes stay
 //! as the upstream wrote them (`raw.rs` rewrites without a DOM).
@@ -10,7 +11,7 @@
 //! Two transports (MCP 2025-06-18 "Transports", Streamable HTTP):
 //! - `application/json`: one buffered body, see `json.rs`;
 //! - `text/event-stream`: an incremental SSE parser that forwards every event
-//!   as it completes and rewrites only the matching one, see `sse.rs`.
+//!   as it completes and rewrites the ones carrying a list, see `sse.rs`.
 //!
 //! Fail closed: if a list response cannot be filtered (too large, not JSON,
 //! a batch, compressed), the client gets a JSON-RPC error instead of the
@@ -48,12 +49,13 @@ pub enum ListKind {
 /// Decides whether the caller may see one entry.
 pub type Allow = std::sync::Arc<dyn Fn(ListKind, &str) -> bool + Send + Sync>;
 
-/// What to filter: the JSON-RPC id of the list request (compared as
-/// `serde_json::Value` equality), the list kind, the predicate, and the max
-/// size of one SSE event / JSON body that may be buffered.
+/// What to filter: the list kind, the predicate, the max size of one SSE
+/// event / JSON body that may be buffered, and the list request's id (for
+/// the error answer).
 #[derive(Clone)]
 pub struct ListFilter {
-    /// The `id` of the list request; only the response with this id is rewritten.
+    /// The `id` of the list request (`null` for a notification), for the
+    /// JSON-RPC error sent when the list cannot be filtered.
     pub id: Value,
     /// Which list the request asked for.
     pub kind: ListKind,
@@ -157,7 +159,7 @@ impl ListFilter {
     }
 }
 
-/// Wraps the upstream response so the matching list result loses disallowed
+/// Wraps the upstream response so every list result in it loses disallowed
 /// entries.
 ///
 /// Async because a JSON body must be read whole before the new status and

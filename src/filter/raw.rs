@@ -1,6 +1,6 @@
-//! Stage 8, the rewrite itself: find the matching JSON-RPC response in one
-//! message (or an SSE batch) and drop the list entries the caller may not
-//! see, without building a DOM.
+//! Stage 8, the rewrite itself: in one message (or an SSE batch) that
+//! carries `result.<list>`, drop the list entries the caller may not see,
+//! without building a DOM.
 //!
 //! The message and its `result` are read as members whose values stay raw
 //! (`serde_json::value::RawValue`); each list entry is read only for its key
@@ -18,7 +18,6 @@ use std::fmt;
 
 use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
-use serde_json::Value;
 use serde_json::value::RawValue;
 
 use super::{FilterError, ListFilter};
@@ -32,13 +31,13 @@ struct Text<'a>(Cow<'a, str>);
 
 /// What [`rewrite_any`] found.
 pub(super) enum Rewrite {
-    /// Not the matching response: the bytes go on unchanged.
+    /// No list in it: the bytes go on unchanged.
     NoMatch,
-    /// The matching response, as it must be sent.
+    /// A message carrying the list, filtered, as it must be sent.
     Matched(Vec<u8>),
 }
 
-/// Rewrites `json` if it is the matching response, or a batch holding it
+/// Rewrites `json` if it carries the list, or a batch holding such a message
 /// (legal on an SSE stream, and it must not smuggle the list past us).
 pub(super) fn rewrite_any(json: &[u8], filter: &ListFilter) -> Result<Rewrite, FilterError> {
     if first_byte(json) != Some(b'[') {
@@ -62,7 +61,11 @@ pub(super) fn rewrite_any(json: &[u8], filter: &ListFilter) -> Result<Rewrite, F
     Ok(Rewrite::Matched(join_array(&parts, json.len())))
 }
 
-/// Rewrites one message if it is the response with the filter's id.
+/// Rewrites one message if it carries `result.<list>`, whatever its `id`.
+/// Clients match responses to requests by id in their own ways (the TS SDK
+/// by `Number(id)`, the Python SDK by `int(id)`), so any id could be read as
+/// the list request's; in the answer to a list request, every list is
+/// filtered. Filtering a list that was not ours hides nothing it should not.
 pub(super) fn rewrite(json: &[u8], filter: &ListFilter) -> Result<Rewrite, FilterError> {
     if first_byte(json) != Some(b'{') {
         // Not an object, so not our response; but it must still be JSON.
@@ -70,25 +73,17 @@ pub(super) fn rewrite(json: &[u8], filter: &ListFilter) -> Result<Rewrite, Filte
         return Ok(Rewrite::NoMatch);
     }
     let message: Members = serde_json::from_slice(json)?;
-    let id = match message.get("id") {
-        Some(raw) => serde_json::from_str::<Value>(raw.get())?,
-        None => return Ok(Rewrite::NoMatch),
-    };
-    if !answers(&id, &filter.id) {
-        return Ok(Rewrite::NoMatch);
-    }
     let Some(result) = message.get("result") else {
         return Ok(Rewrite::NoMatch);
     };
-    let unchanged = || Ok(Rewrite::Matched(json.to_vec()));
     if first_byte(result.get().as_bytes()) != Some(b'{') {
         // Nothing listed, nothing to hide.
-        return unchanged();
+        return Ok(Rewrite::NoMatch);
     }
     let result_members: Members = serde_json::from_str(result.get())?;
     let field = filter.kind.list_field();
     let Some(list) = result_members.get(field) else {
-        return unchanged();
+        return Ok(Rewrite::NoMatch);
     };
     let items: Vec<&RawValue> =
         serde_json::from_str(list.get()).map_err(|_| FilterError::NotAList { field })?;
@@ -143,44 +138,6 @@ impl<'a> Members<'a> {
         }
         out.push(b'}');
         Ok(out)
-    }
-}
-
-/// Whether a response id answers the request id as the SDK clients read ids.
-/// The TS SDK looks a response up by `Number(response.id)`, so `7`, `7.0`,
-/// `"7"` and `"0x7"` all answer request 7. Matching too much only filters a
-/// response that was not ours; matching too little would let a list through
-/// unfiltered.
-fn answers(response: &Value, request: &Value) -> bool {
-    response == request
-        || matches!(
-            (js_number(response), js_number(request)),
-            (Some(a), Some(b)) if a == b
-        )
-}
-
-/// JavaScript's `Number(v)` for the id types JSON-RPC allows (numbers and
-/// strings); `None` for anything else. May accept more strings than
-/// JavaScript does (e.g. `"inf"`), which only widens the match.
-fn js_number(v: &Value) -> Option<f64> {
-    let s = match v {
-        Value::Number(n) => return n.as_f64(),
-        Value::String(s) => s.trim_matches(|c: char| c.is_whitespace() || c == '\u{feff}'),
-        _ => return None,
-    };
-    if s.is_empty() {
-        return Some(0.0);
-    }
-    let radix = |r: u32| {
-        s.get(2..)?.chars().try_fold(0.0_f64, |acc, c| {
-            c.to_digit(r).map(|d| acc * f64::from(r) + f64::from(d))
-        })
-    };
-    match s.get(..2).map(str::to_ascii_lowercase).as_deref() {
-        Some("0x") => radix(16),
-        Some("0o") => radix(8),
-        Some("0b") => radix(2),
-        _ => s.parse().ok(),
     }
 }
 

@@ -1,15 +1,16 @@
 //! Stage 8, `text/event-stream` bodies: an incremental SSE parser that
-//! rewrites the one event carrying the matching list response.
+//! rewrites every event that carries a list.
 //!
 //! Event framing follows WHATWG HTML §9.2.6 ("Interpreting an event stream"):
 //! lines end in `\r\n`, `\n` or `\r`; an event ends at a blank line; its data
 //! is its `data` field values joined with `\n`, one leading space stripped.
 //! Every other event is forwarded byte for byte as soon as it is complete; only
-//! an incomplete trailing event is held back, never the whole stream. Once the
-//! matching response has been rewritten the body becomes a plain relay.
+//! an incomplete trailing event is held back, never the whole stream. Every
+//! event is inspected, also after a list was filtered: a client may take a
+//! later one as its answer.
 //!
-//! Fail closed: an event over the cap, or non-JSON data, before the match ends
-//! the stream with an `event: error` carrying a JSON-RPC error.
+//! Fail closed: an event over the cap, or non-JSON data, ends the stream with
+//! an `event: error` carrying a JSON-RPC error.
 
 use std::collections::VecDeque;
 use std::pin::Pin;
@@ -27,7 +28,7 @@ use http_body_util::BodyExt;
 /// UTF-8 byte order mark; a decoder strips it at the start of the stream.
 const BOM: &[u8] = b"\xEF\xBB\xBF";
 
-/// The upstream SSE body with the matching list response filtered.
+/// The upstream SSE body with every list in it filtered.
 struct SseFilter {
     inner: Body,
     filter: ListFilter,
@@ -43,9 +44,9 @@ struct SseFilter {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
-    /// Looking for the matching response.
+    /// Inspecting every event for a list.
     Filtering,
-    /// Matching response handled: relay frames as they come.
+    /// Oversize and the route passes oversize lists: relay frames as they come.
     PassThrough,
     /// Upstream ended or we failed closed: drain `ready`, then end.
     Done,
@@ -65,7 +66,7 @@ struct Scanner {
 enum Outcome {
     /// Forward the original bytes.
     Pass,
-    /// Forward these bytes instead: the matching response, filtered.
+    /// Forward these bytes instead: the event's list, filtered.
     Rewritten(Bytes),
 }
 
@@ -92,7 +93,7 @@ pub(super) fn wrap(resp: Response<Body>, filter: ListFilter) -> Response<Body> {
 
 impl SseFilter {
     /// Moves every complete event out of `buf` into `ready`, rewriting the
-    /// matching one. At `eof`, also decides the incomplete tail.
+    /// ones that carry a list. At `eof`, also decides the incomplete tail.
     fn drain(&mut self, eof: bool) {
         while let Some(end) = self.scan.event_end(&self.buf, eof) {
             let event = self.buf.split_to(end).freeze();
@@ -107,15 +108,9 @@ impl SseFilter {
             }
             match self.inspect(&event, at_start) {
                 Ok(Outcome::Pass) => self.ready.push_back(event),
-                Ok(Outcome::Rewritten(bytes)) => {
-                    self.ready.push_back(bytes);
-                    let rest = self.buf.split().freeze();
-                    if !rest.is_empty() {
-                        self.ready.push_back(rest);
-                    }
-                    self.state = if eof { State::Done } else { State::PassThrough };
-                    return;
-                }
+                // Every later event is inspected too: a client may read a
+                // later list as the answer (e.g. if it rejects this one).
+                Ok(Outcome::Rewritten(bytes)) => self.ready.push_back(bytes),
                 Err(err) => return self.fail(&err),
             }
         }
@@ -126,11 +121,12 @@ impl SseFilter {
                 return;
             }
             // SSE clients drop an unterminated event, but not every client
-            // is compliant: if the tail is the matching response, filter it
-            // anyway. Anything else (usually a truncated event) goes as-is.
+            // is compliant: if the tail carries a list, filter it anyway, and
+            // if it cannot be read, it does not go out as it is.
             match self.inspect(&tail, self.at_start) {
                 Ok(Outcome::Rewritten(bytes)) => self.ready.push_back(bytes),
-                Ok(Outcome::Pass) | Err(_) => self.ready.push_back(tail),
+                Ok(Outcome::Pass) => self.ready.push_back(tail),
+                Err(err) => self.fail(&err),
             }
         } else if self.buf.len() > self.filter.max_event_bytes {
             let limit = self.filter.max_event_bytes;
@@ -167,7 +163,7 @@ impl SseFilter {
         self.state = State::Done;
     }
 
-    /// Whether `event` carries the matching response, and if so its rewrite.
+    /// Whether `event` carries a list, and if so its rewrite.
     fn inspect(&self, event: &[u8], at_start: bool) -> Result<Outcome, FilterError> {
         let bom = if at_start && event.starts_with(BOM) {
             BOM.len()

@@ -120,11 +120,10 @@ async fn json_other_kinds_use_their_keys() {
 }
 
 #[tokio::test]
-async fn json_unmatched_responses_pass_unchanged() {
-    // ("7" would be ours: see ids_that_an_sdk_client_reads_as_ours_are_filtered.)
-    let wrong_id = r#"{ "jsonrpc":"2.0", "id":"7a", "result":{"tools":[{"name":"secret"}]} }"#;
-    let error = r#"{"jsonrpc":"2.0","id":7,"error":{"code":-1,"message":"secret"}}"#;
-    for body in [wrong_id, error] {
+async fn json_bodies_without_a_list_pass_unchanged() {
+    let error = r#"{ "jsonrpc":"2.0", "id":7, "error":{"code":-1,"message":"secret"} }"#;
+    let no_list = r#"{"jsonrpc":"2.0","id":7,"result":{"prompts":[{"name":"secret"}]}}"#;
+    for body in [error, no_list] {
         let (parts, out) = run_json(body, 4096).await;
         assert_eq!(out, body);
         assert_eq!(parts.headers[CONTENT_LENGTH], body.len().to_string());
@@ -212,14 +211,24 @@ async fn sse_mixed_line_endings_and_bom() {
 }
 
 #[tokio::test]
-async fn sse_after_match_passes_through_untouched() {
-    let matched = "data: {\"id\":7,\"result\":{\"tools\":[{\"name\":\"secret\"}]}}\n\n";
-    // Same id again, invalid JSON and an oversize event: all relayed as-is
-    // once the match has been handled.
-    let after = format!("{matched}data: not json\n\ndata: {}\n\n", "x".repeat(200));
-    let input = format!("{matched}{after}");
-    let out = run_sse(chunked(input.as_bytes(), 9), 100).await;
-    let expected = format!("data: {{\"id\":7,\"result\":{{\"tools\":[]}}}}\n\n{after}");
+async fn sse_every_list_is_filtered_also_after_the_first() {
+    // A client that rejects the first answer (no "jsonrpc") reads the second.
+    let first = "data: {\"id\":7,\"result\":{\"tools\":[{\"name\":\"secret\"}]}}\n\n";
+    let second = "data: {\"jsonrpc\":\"2.0\",\"id\":7,\"result\":{\"tools\":[{\"name\":\"secret\"},{\"name\":\"ok\"}]}}\n\n";
+    let note =
+        "event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/message\"}\n\n";
+    let input = format!("{first}{second}{note}");
+    let out = run_sse(chunked(input.as_bytes(), 9), 4096).await;
+    let expected = format!(
+        "data: {{\"id\":7,\"result\":{{\"tools\":[]}}}}\n\ndata: {{\"jsonrpc\":\"2.0\",\"id\":7,\"result\":{{\"tools\":[{{\"name\":\"ok\"}}]}}}}\n\n{note}"
+    );
+    assert_eq!(out, expected.as_bytes());
+    // And what cannot be read after a list still fails closed.
+    let input = format!("{first}data: not json\n\n");
+    let out = run_sse(chunked(input.as_bytes(), 9), 4096).await;
+    let expected = format!(
+        "data: {{\"id\":7,\"result\":{{\"tools\":[]}}}}\n\nevent: error\ndata: {ERROR_JSON}\n\n"
+    );
     assert_eq!(out, expected.as_bytes());
 }
 
@@ -259,9 +268,20 @@ async fn sse_events_without_json_data_pass() {
 
 #[tokio::test]
 async fn sse_unterminated_tail() {
-    // Not the match: forwarded as-is.
-    let tail = "id: 9\ndata: {\"jsonrpc\":\"2.0\",\"meth";
+    // Readable and without a list: forwarded as-is.
+    let tail = "id: 9\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"ping\"}";
     assert_eq!(run_sse(chunked(tail.as_bytes(), 4), 4096).await, tail);
+    // Unreadable (truncated, or a duplicate key): it does not go out as it is.
+    for tail in [
+        "id: 9\ndata: {\"jsonrpc\":\"2.0\",\"meth",
+        "data: {\"id\":7,\"result\":{\"tools\":[],\"tools\":[{\"name\":\"secret\"}]}}",
+    ] {
+        let out = run_sse(chunked(tail.as_bytes(), 4), 4096).await;
+        assert_eq!(
+            out,
+            format!("event: error\ndata: {ERROR_JSON}\n\n").as_bytes()
+        );
+    }
     // The match, even unterminated or ending in a lone `\r`, never leaks.
     for (input, expected) in [
         (
@@ -411,20 +431,23 @@ async fn json_matching_response_without_a_list_passes_whole() {
 }
 
 #[tokio::test]
-async fn ids_that_an_sdk_client_reads_as_ours_are_filtered() {
-    // The TS SDK routes a response by Number(id): all of these answer request 7.
-    for id in ["7.0", r#""7""#, r#"" 7 ""#, r#""0x7""#, "7e0", r#""7e0""#] {
+async fn every_list_is_filtered_whatever_its_id() {
+    // Clients match ids their own way (the TS SDK by Number(id), the Python
+    // SDK by int(id)), so no id is safe to pass unfiltered.
+    for id in [
+        "7",
+        "7.0",
+        r#""7""#,
+        r#""0x7""#,
+        "1.0000000000000001110223024625156540423631668090820312499999999999",
+        r#""0_7""#,
+        "8",
+        "null",
+    ] {
         let body =
             format!(r#"{{"jsonrpc":"2.0","id":{id},"result":{{"tools":[{{"name":"secret"}}]}}}}"#);
         let (_, out) = run_json(&body, 4096).await;
         let expected = format!(r#"{{"jsonrpc":"2.0","id":{id},"result":{{"tools":[]}}}}"#);
         assert_eq!(out, expected, "id {id}");
-    }
-    // Other ids are someone else's response and pass unchanged.
-    for id in ["8", r#""8""#, r#""x7""#, "null", "true"] {
-        let body =
-            format!(r#"{{"jsonrpc":"2.0","id":{id},"result":{{"tools":[{{"name":"secret"}}]}}}}"#);
-        let (_, out) = run_json(&body, 4096).await;
-        assert_eq!(out, body, "id {id}");
     }
 }

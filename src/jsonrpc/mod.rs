@@ -119,6 +119,9 @@ pub enum JsonRpcError {
     /// `Mcp-Method`/`Mcp-Name` disagree with the body.
     #[error("{0} header does not match the body")]
     HeaderMismatch(&'static str),
+    /// A `*/list` call inside a batch, on a route that filters lists.
+    #[error("{0} cannot be batched on a route that filters lists")]
+    BatchedList(String),
 }
 
 impl RpcCall {

@@ -26,12 +26,15 @@ use crate::config::Limits;
 use crate::forward::{ClientConn, HttpClient};
 use crate::gateway::Gateway;
 
-/// The client connection preface of HTTP/2 (RFC 9113 §3.4). No HTTP/1
-/// request starts with it.
-const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+/// The start of the HTTP/2 client preface (RFC 9113 §3.4), enough to tell:
+/// `PRI` was chosen because no HTTP/1 server accepts it as a method. A bad
+/// rest of the preface fails the HTTP/2 handshake.
+const H2_PREFIX: &[u8] = b"PRI ";
 
-/// How long to wait before peeking again at a preface that arrived in parts.
-const PREFACE_RETRY: Duration = Duration::from_millis(1);
+/// Waits between peeks at a prefix that arrived in parts: doubling from the
+/// first, up to the last, so a client that stalls mid-prefix costs a few
+/// dozen syscalls before the timeout, not one per millisecond.
+const PEEK_RETRY: (Duration, Duration) = (Duration::from_millis(1), Duration::from_millis(64));
 
 /// HTTP/1 and HTTP/2 settings, shared by every connection.
 pub struct Builder {
@@ -161,22 +164,24 @@ impl Connection {
 /// Peeks at a plaintext connection's first bytes: the HTTP/2 preface means
 /// HTTP/2, anything else HTTP/1. `None` when the client closed first.
 async fn sniff(stream: &TcpStream) -> std::io::Result<Option<Version>> {
-    let mut buf = [0u8; H2_PREFACE.len()];
+    let mut buf = [0u8; H2_PREFIX.len()];
+    let (mut wait, max_wait) = PEEK_RETRY;
     loop {
         let n = stream.peek(&mut buf).await?;
         let seen = buf.get(..n).unwrap_or_default();
         if n == 0 {
             return Ok(None);
         }
-        if !H2_PREFACE.starts_with(seen) {
+        if !H2_PREFIX.starts_with(seen) {
             return Ok(Some(Version::Http1));
         }
-        if n == H2_PREFACE.len() {
+        if n == H2_PREFIX.len() {
             return Ok(Some(Version::Http2));
         }
-        // A prefix of the preface: the rest is on its way. Peeking again at
+        // A prefix of the prefix: the rest is on its way. Peeking again at
         // once would spin, since the socket stays readable.
-        tokio::time::sleep(PREFACE_RETRY).await;
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(max_wait);
     }
 }
 
@@ -212,10 +217,11 @@ mod tests {
         );
         // "POST" shares its first byte with "PRI ".
         assert_eq!(sniffed(&[b"P", b"OST /mcp"]).await, Some(Version::Http1));
-        assert_eq!(sniffed(&[H2_PREFACE]).await, Some(Version::Http2));
+        let preface: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+        assert_eq!(sniffed(&[preface]).await, Some(Version::Http2));
         // A preface in pieces is still HTTP/2.
         assert_eq!(
-            sniffed(&[&H2_PREFACE[..3], &H2_PREFACE[3..10], &H2_PREFACE[10..]]).await,
+            sniffed(&[&preface[..2], &preface[2..3], &preface[3..]]).await,
             Some(Version::Http2)
         );
     }

@@ -176,6 +176,41 @@ async fn denied_calls_get_the_exact_step_up_challenge_and_never_reach_the_upstre
     gw.wait_for_log("decision=\"deny_scope\"").await;
 }
 
+/// The list filter answers one list request: a list call batched with
+/// anything else would come back as an array it cannot vouch for.
+#[tokio::test]
+async fn batched_list_calls_are_refused_where_lists_are_filtered() {
+    let issuer = TestIssuer::new(ISS);
+    let upstream = Upstream::start(Behavior::Json).await;
+    let gw = gateway(&issuer, &upstream.url(), "");
+    gw.wait_ready().await;
+    let token = issuer.token(RESOURCE, "mcp:tools");
+    let batch = format!(
+        "[{},{}]",
+        rpc("tools/list", "{}"),
+        r#"{"jsonrpc":"2.0","id":2,"method":"ping"}"#
+    );
+    let reply = post(&gw, &token, &batch, &[]).await;
+    assert_eq!(reply.status, 400, "{}", reply.text());
+    assert!(
+        reply.text().contains("tools/list cannot be batched"),
+        "{}",
+        reply.text()
+    );
+    // Without a list call, a batch is judged element by element as before.
+    let batch = format!(
+        "[{},{}]",
+        rpc("tools/call", r#"{"name":"echo"}"#),
+        r#"{"jsonrpc":"2.0","id":2,"method":"ping"}"#
+    );
+    assert_eq!(post(&gw, &token, &batch, &[]).await.status, 200);
+    assert_eq!(
+        upstream.count(),
+        1,
+        "only the batch without a list call went on"
+    );
+}
+
 #[tokio::test]
 async fn the_real_python_server_serves_allowed_tools_resources_and_prompts() {
     let server = peers::fastmcp(&[("FASTMCP_JSON_RESPONSE", "1"), ("FASTMCP_STATELESS", "1")]);
