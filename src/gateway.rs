@@ -24,9 +24,9 @@ use crate::authz::{self, Decision, DenyMode};
 use crate::body::Body;
 use crate::config::{Config, Route};
 use crate::cors;
-use crate::filter::{self, ListFilter, ListKind};
+use crate::filter::{self, ListFilter};
 use crate::forward::{self, ClientConn, HttpClient};
-use crate::jsonrpc::{self, Envelope, JsonRpcError, RpcCall, Target};
+use crate::jsonrpc::{self, Envelope, RpcCall, Target};
 use crate::reject::{self, Challenge, Denied, Rejection};
 use crate::session::SessionBinder;
 use crate::telemetry::metrics::{self, Metrics, RequestLabels, RouteLabels, StreamGauge};
@@ -368,7 +368,7 @@ impl Gateway {
             jsonrpc::check_headers(&parts.headers, &envelope)?;
             rate_limit(&snap.throttle, &principal, Some(&envelope))?;
             outcome.calls = authorize(route, &principal, envelope)?;
-            refuse_batched_lists(route, &outcome.calls)?;
+            filter::refuse_batched_lists(route, &outcome.calls)?;
         } else {
             rate_limit(&snap.throttle, &principal, None)?;
         }
@@ -407,12 +407,16 @@ impl Gateway {
         let resp = Response::from_parts(head, Guarded::new(body, (slot, gauge)).boxed());
 
         // Stage 8: hide list entries the caller could not use.
-        Ok(
-            match list_filter(route, outcome, limits.max_filtered_event) {
-                Some(f) => filter::filter_response(resp, f).await,
-                None => resp,
-            },
-        )
+        let list = ListFilter::for_calls(
+            route,
+            &outcome.calls,
+            &principal.scopes,
+            limits.max_filtered_event,
+        );
+        Ok(match list {
+            Some(f) => filter::filter_response(resp, f).await,
+            None => resp,
+        })
     }
 
     /// The one structured event per request, and its metrics. Never logs
@@ -545,52 +549,6 @@ fn single_id(outcome: &Outcome) -> Option<serde_json::Value> {
     match outcome.calls.as_slice() {
         [call] => call.id.clone(),
         _ => None,
-    }
-}
-
-/// The list filter for a single `*/list` request on a route that filters lists.
-fn list_filter(
-    route: &Arc<Route>,
-    outcome: &Outcome,
-    max_event_bytes: usize,
-) -> Option<ListFilter> {
-    let pass_oversize = route
-        .policy
-        .as_ref()
-        .filter(|p| p.filter_lists)?
-        .pass_oversize_lists;
-    let [call] = outcome.calls.as_slice() else {
-        return None;
-    };
-    let kind = ListKind::from_method(call.method())?;
-    // A list notification gets no answer from a conforming server; if one
-    // comes anyway, it is filtered like any other.
-    let id = call.id.clone().unwrap_or(serde_json::Value::Null);
-    let granted = outcome.principal.as_ref()?.scopes.clone();
-    let allow = authz::list_visibility(route.clone(), granted);
-    Some(ListFilter {
-        id,
-        kind,
-        allow,
-        max_event_bytes,
-        pass_oversize,
-    })
-}
-
-/// A list call in a batch, on a route that filters lists, is refused: stage 8
-/// filters the answer to one list request, not an array of answers, and
-/// batches left MCP in 2025-06-18.
-fn refuse_batched_lists(route: &Route, calls: &[RpcCall]) -> Result<(), Rejection> {
-    let filters = route.policy.as_ref().is_some_and(|p| p.filter_lists);
-    if !filters || calls.len() < 2 {
-        return Ok(());
-    }
-    match calls
-        .iter()
-        .find(|c| ListKind::from_method(c.method()).is_some())
-    {
-        Some(call) => Err(JsonRpcError::BatchedList(call.method().to_owned()).into()),
-        None => Ok(()),
     }
 }
 

@@ -27,8 +27,11 @@ use serde_json::Value;
 use crate::body::{self, Body};
 
 mod json;
+mod plan;
 mod raw;
 mod sse;
+
+pub use plan::refuse_batched_lists;
 #[cfg(test)]
 mod tests;
 

@@ -8,7 +8,7 @@ use tokio::sync::Notify;
 
 use crate::support::http::open_stream;
 use crate::support::upstream::{Behavior, Upstream};
-use crate::support::{GatewayBuilder, TestIssuer, send};
+use crate::support::{Gateway, GatewayBuilder, TestIssuer, send};
 use crate::{ISS, RESOURCE};
 
 fn call(tool: &str) -> String {
@@ -29,6 +29,18 @@ async fn read_until(body: &mut hyper::body::Incoming, needle: &str) -> String {
         }
     }
     text
+}
+
+/// Waits up to 5 s for the gateway to exit, and checks it logged a full drain.
+async fn assert_exits_drained(gw: &mut Gateway) {
+    for _ in 0..100 {
+        if gw.exited() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(gw.exited(), "did not exit after the drain");
+    assert!(gw.logged("drained=true"), "drain completion not logged");
 }
 
 /// The status of a call; the (SSE) body is not awaited, since this upstream
@@ -132,14 +144,7 @@ async fn sigterm_fails_readiness_at_once_and_lets_open_streams_finish() {
     let rest = read_until(&mut stream, "second").await;
     assert!(rest.contains("second"));
     while stream.frame().await.is_some() {}
-    for _ in 0..100 {
-        if gw.exited() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(gw.exited(), "did not exit after the drain");
-    assert!(gw.logged("drained=true"), "drain completion not logged");
+    assert_exits_drained(&mut gw).await;
 }
 
 /// Several workers share one listener: streams land on whichever accepted
@@ -186,14 +191,7 @@ async fn every_worker_serves_and_drains() {
         read_until(body, "second").await;
         while body.frame().await.is_some() {}
     }
-    for _ in 0..100 {
-        if gw.exited() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(gw.exited(), "did not exit after the drain");
-    assert!(gw.logged("drained=true"), "drain completion not logged");
+    assert_exits_drained(&mut gw).await;
 }
 
 #[tokio::test]
