@@ -30,9 +30,17 @@ pub enum ExplainError {
     /// No such route.
     #[error("no route with path `{0}`")]
     NoRoute(String),
+    /// The resource URI would be refused at run time.
+    #[error("`{0}`: {1} (the gateway answers 400)")]
+    BadUri(String, crate::jsonrpc::uri::UriError),
     /// The method needs a target.
     #[error("{0} needs a target (tool or prompt name, or resource URI)")]
     MissingTarget(String),
+}
+
+/// The URI in the form the gateway judges it at run time.
+fn canonical(uri: &str) -> Result<String, ExplainError> {
+    crate::jsonrpc::uri::canonical(uri).map_err(|e| ExplainError::BadUri(uri.to_owned(), e))
 }
 
 /// The verdict as printable text, and whether the call is allowed.
@@ -44,11 +52,11 @@ pub fn explain(config: &Config, args: &ExplainArgs) -> Result<(bool, String), Ex
         ("tools/call", Some(t)) => Target::Tool(t),
         ("prompts/get", Some(t)) => Target::Prompt(t),
         ("resources/read" | "resources/subscribe" | "resources/unsubscribe", Some(t)) => {
-            Target::Resource(t)
+            Target::Resource(canonical(&t)?)
         }
         ("completion/complete", Some(t)) => match t.split_once(':') {
             Some(("prompt", name)) => Target::Prompt(name.to_owned()),
-            Some(("resource", uri)) => Target::Resource(uri.to_owned()),
+            Some(("resource", uri)) => Target::Resource(canonical(uri)?),
             _ => return Err(ExplainError::MissingTarget(args.method.clone())),
         },
         (

@@ -351,6 +351,15 @@ impl Gateway {
             return Err(Rejection::InsufficientScope { required });
         }
 
+        // A legacy HTTP+SSE session id in the query is never bound to a
+        // principal, so it is never forwarded.
+        if crate::session::query_names_session(parts.uri.query()) {
+            return Err(Rejection::SessionInQuery);
+        }
+        // The body is read as UTF-8 JSON; so must the upstream read it.
+        if parts.method == Method::POST {
+            jsonrpc::media::check(&parts.headers)?;
+        }
         // The body is buffered (capped) so that later stages can inspect it and
         // forward exactly the same bytes.
         let limits = &snap.config.limits;
@@ -370,6 +379,10 @@ impl Gateway {
             outcome.calls = authorize(route, &principal, envelope)?;
             filter::refuse_batched_lists(route, &outcome.calls)?;
         } else {
+            // Nothing inspects a GET or DELETE body, so none is forwarded.
+            if !body.is_empty() {
+                return Err(Rejection::BodyNotAllowed);
+            }
             rate_limit(&snap.throttle, &principal, None)?;
         }
 
@@ -400,6 +413,12 @@ impl Gateway {
             .upstream_seconds
             .get_or_create(&labels)
             .observe(upstream_started.elapsed().as_secs_f64());
+        // A request answered with 202 has its answer on another stream: the
+        // legacy HTTP+SSE transport, whose session the gateway cannot bind.
+        let is_request = |c: &RpcCall| c.method.is_some() && c.id.is_some();
+        if resp.status() == http::StatusCode::ACCEPTED && outcome.calls.iter().any(is_request) {
+            return Err(Rejection::LegacyTransport);
+        }
         let (mut head, body) = resp.into_parts();
         snap.sessions.wrap_response(&principal, &mut head.headers);
         let gauge = forward::headers::is_event_stream(&head.headers)
@@ -407,8 +426,9 @@ impl Gateway {
         let resp = Response::from_parts(head, Guarded::new(body, (slot, gauge)).boxed());
 
         // Stage 8: hide list entries the caller could not use.
-        let list = ListFilter::for_calls(
+        let list = ListFilter::for_request(
             route,
+            &parts.method,
             &outcome.calls,
             &principal.scopes,
             limits.max_filtered_event,

@@ -13,6 +13,7 @@ use crate::authn::AuthnError;
 use crate::authz::DenyMode;
 use crate::body::{self, Body};
 use crate::forward::ForwardError;
+use crate::jsonrpc::media::MediaError;
 use crate::jsonrpc::{JsonRpcError, RpcCall, Target};
 use crate::throttle::Throttled;
 
@@ -49,6 +50,20 @@ pub enum Rejection {
     /// The request body could not be read.
     #[error("request body could not be read")]
     BodyRead,
+    /// A JSON-RPC body whose charset or content coding the gateway does not
+    /// read the way an upstream might.
+    #[error(transparent)]
+    Media(#[from] MediaError),
+    /// A GET or DELETE with a body (never inspected, so never forwarded).
+    #[error("GET and DELETE requests carry no body")]
+    BodyNotAllowed,
+    /// A query parameter that names a legacy HTTP+SSE session.
+    #[error("session ids in the query string are not accepted")]
+    SessionInQuery,
+    /// The upstream speaks the legacy HTTP+SSE transport (a request answered
+    /// with 202, its answer moved to another stream).
+    #[error("upstream answered a request with 202 (legacy HTTP+SSE transport)")]
+    LegacyTransport,
     /// The upstream failed.
     #[error(transparent)]
     Forward(#[from] ForwardError),
@@ -123,6 +138,9 @@ impl Rejection {
             Rejection::Denied(_) => StatusCode::FORBIDDEN,
             Rejection::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Rejection::BodyRead => StatusCode::BAD_REQUEST,
+            Rejection::Media(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Rejection::BodyNotAllowed | Rejection::SessionInQuery => StatusCode::BAD_REQUEST,
+            Rejection::LegacyTransport => StatusCode::BAD_GATEWAY,
             Rejection::Forward(ForwardError::Timeout(_)) => StatusCode::GATEWAY_TIMEOUT,
             Rejection::Forward(_) => StatusCode::BAD_GATEWAY,
             Rejection::OriginNotAllowed => StatusCode::FORBIDDEN,
@@ -169,6 +187,15 @@ impl Rejection {
                 format!("request body exceeds {limit} bytes"),
             ),
             Rejection::BodyRead => ("invalid_request", "request body could not be read".into()),
+            Rejection::Media(e) => ("unsupported_media_type", e.to_string()),
+            Rejection::BodyNotAllowed | Rejection::SessionInQuery => {
+                ("invalid_request", self.to_string())
+            }
+            Rejection::LegacyTransport => (
+                "upstream_unsupported",
+                "the MCP server uses the legacy HTTP+SSE transport, which this gateway does not serve"
+                    .into(),
+            ),
             Rejection::Forward(ForwardError::Timeout(_)) => (
                 "upstream_timeout",
                 "the MCP server did not answer in time".into(),

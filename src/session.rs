@@ -2,7 +2,7 @@
 //! principal that created it (MCP security best practices, session hijacking).
 //!
 //! Stateless, so it works across replicas with no shared store: the client
-//! gets `S.MAC`, where MAC = HMAC-SHA256(key, iss ‖ sub ‖ S), base64url. On
+//! gets `S.MAC`, where MAC = HMAC-SHA256(key, iss ‖ owner ‖ S), base64url. On
 //! every later request the MAC is checked against the caller's verified
 //! `iss`+`sub` and the upstream sees only `S`. A wrapper that is invalid or
 //! belongs to someone else is "session not found" (404) and never reaches the
@@ -43,19 +43,11 @@ impl SessionBinder {
         }
     }
 
-    /// A binder with a random key (sessions do not survive a restart and do
-    /// not work across replicas).
-    pub fn random() -> Self {
-        let mut secret = [0u8; 32];
-        // aws-lc's RNG only fails if the OS has no entropy source at all.
-        let _ = aws_lc_rs::rand::fill(&mut secret);
-        Self::new(&secret)
-    }
-
-    /// `S` → `S.MAC` for the client.
-    pub fn wrap(&self, principal: &Principal, session: &str) -> String {
-        let tag = hmac::sign(&self.key, &message(principal, session));
-        format!("{session}.{}", URL_SAFE_NO_PAD.encode(tag.as_ref()))
+    /// `S` → `S.MAC` for the client; `None` for a principal that cannot own
+    /// a session (neither `sub` nor `client_id`).
+    pub fn wrap(&self, principal: &Principal, session: &str) -> Option<String> {
+        let tag = hmac::sign(&self.key, &message(principal, session)?);
+        Some(format!("{session}.{}", URL_SAFE_NO_PAD.encode(tag.as_ref())))
     }
 
     /// `S.MAC` → `S`, if the MAC is valid for `principal`.
@@ -71,8 +63,9 @@ impl SessionBinder {
         let tag = URL_SAFE_NO_PAD
             .decode(tag)
             .map_err(|_| SessionError::NotFound)?;
+        let message = message(principal, session).ok_or(SessionError::NotFound)?;
         // Constant-time comparison.
-        hmac::verify(&self.key, &message(principal, session), &tag)
+        hmac::verify(&self.key, &message, &tag)
             .map_err(|_| SessionError::NotFound)?;
         Ok(session)
     }
@@ -102,39 +95,61 @@ impl SessionBinder {
         let Some(session) = headers.get(MCP_SESSION_ID).and_then(|v| v.to_str().ok()) else {
             return;
         };
-        match HeaderValue::from_str(&self.wrap(principal, session)) {
-            Ok(v) => {
+        let wrapped = self
+            .wrap(principal, session)
+            .and_then(|w| HeaderValue::from_str(&w).ok());
+        match wrapped {
+            Some(v) => {
                 headers.insert(MCP_SESSION_ID, v);
             }
-            // The upstream sent a value that is not visible ASCII: the spec
-            // forbids it, and passing it unwrapped would skip the binding.
-            Err(_) => {
+            // No owner to bind to, or the upstream sent a value that is not
+            // visible ASCII (the spec forbids it): passing it unwrapped would
+            // skip the binding, so the client gets no session.
+            None => {
                 headers.remove(MCP_SESSION_ID);
             }
         }
     }
 }
 
-/// The MAC input: length-prefixed `iss`, owner and `S`, so the three fields
-/// can never be re-split differently.
-fn message(principal: &Principal, session: &str) -> Vec<u8> {
-    let fields = [principal.issuer.as_str(), owner(principal), session];
+/// The MAC input: length-prefixed `iss`, owner kind, owner and `S`, so the
+/// fields can never be re-split differently; `None` without an owner.
+fn message(principal: &Principal, session: &str) -> Option<Vec<u8>> {
+    let (kind, owner) = owner(principal)?;
+    let fields = [principal.issuer.as_str(), kind, owner, session];
     let mut out = Vec::with_capacity(fields.iter().map(|f| f.len() + 8).sum());
     for field in fields {
         out.extend_from_slice(&(field.len() as u64).to_be_bytes());
         out.extend_from_slice(field.as_bytes());
     }
-    out
+    Some(out)
 }
 
-/// Who owns a session: `sub`, or the client for tokens without one
-/// (`client_credentials` at some providers).
-fn owner(principal: &Principal) -> &str {
-    principal
-        .subject
-        .as_deref()
-        .or(principal.client_id.as_deref())
-        .unwrap_or("")
+/// Who owns a session: the user (`sub`), or else the client for tokens
+/// without one (`client_credentials` at some providers). The two are kept
+/// apart, so a token with no `sub` and `client_id: alice` is not the user
+/// `alice`; a principal with neither (or only empty ones) owns no session.
+fn owner(principal: &Principal) -> Option<(&'static str, &str)> {
+    fn present(v: &Option<String>) -> Option<&str> {
+        v.as_deref().filter(|s| !s.is_empty())
+    }
+    present(&principal.subject)
+        .map(|sub| ("sub", sub))
+        .or_else(|| present(&principal.client_id).map(|client| ("client", client)))
+}
+
+/// Whether a query string names a session (`sessionId`, `session_id`, in any
+/// case or percent-encoding), as the legacy HTTP+SSE transport does: such an
+/// id is bound to no principal, so it is never forwarded.
+pub fn query_names_session(query: Option<&str>) -> bool {
+    query.is_some_and(|q| {
+        q.split(';').any(|part| {
+            url::form_urlencoded::parse(part.as_bytes()).any(|(k, _)| {
+                let k: String = k.chars().filter(|c| *c != '_' && *c != '-').collect();
+                k.eq_ignore_ascii_case("sessionid")
+            })
+        })
+    })
 }
 
 #[cfg(test)]
@@ -149,7 +164,7 @@ mod tests {
     fn round_trips_for_the_same_principal_only() {
         let b = SessionBinder::new(b"0123456789abcdef0123456789abcdef");
         let alice = principal("https://as", "alice");
-        let wrapped = b.wrap(&alice, "abc-123.x");
+        let wrapped = b.wrap(&alice, "abc-123.x").unwrap();
         assert!(wrapped.bytes().all(|c| c.is_ascii_graphic()));
         assert_eq!(b.unwrap(&alice, &wrapped), Ok("abc-123.x"));
         assert_eq!(
@@ -161,7 +176,7 @@ mod tests {
             Err(SessionError::NotFound)
         );
         // Field boundaries cannot be shifted: iss "a" + sub "bc" differs from iss "ab" + sub "c".
-        let w = b.wrap(&principal("a", "bc"), "s");
+        let w = b.wrap(&principal("a", "bc"), "s").unwrap();
         assert!(b.unwrap(&principal("ab", "c"), &w).is_err());
     }
 
@@ -176,12 +191,46 @@ mod tests {
             ".",
             "abc.",
             "abc.!!!!",
-            &other.wrap(&alice, "abc"),
+            &other.wrap(&alice, "abc").unwrap(),
         ] {
             assert_eq!(b.unwrap(&alice, bad), Err(SessionError::NotFound), "{bad}");
         }
-        let mut tampered = b.wrap(&alice, "abc");
+        let mut tampered = b.wrap(&alice, "abc").unwrap();
         tampered.replace_range(0..1, "x");
         assert!(b.unwrap(&alice, &tampered).is_err());
+    }
+
+    #[test]
+    fn users_and_clients_are_different_owners() {
+        let b = SessionBinder::new(b"0123456789abcdef0123456789abcdef");
+        let alice = principal("https://as", "alice");
+        let mut client_alice = principal("https://as", "");
+        client_alice.subject = None;
+        client_alice.client_id = Some("alice".into());
+        let w = b.wrap(&alice, "s").unwrap();
+        assert_eq!(b.unwrap(&client_alice, &w), Err(SessionError::NotFound));
+        let w = b.wrap(&client_alice, "s").unwrap();
+        assert_eq!(b.unwrap(&client_alice, &w), Ok("s"));
+        assert_eq!(b.unwrap(&alice, &w), Err(SessionError::NotFound));
+
+        let mut nobody = principal("https://as", "");
+        nobody.subject = Some(String::new());
+        nobody.client_id = None;
+        assert_eq!(b.wrap(&nobody, "s"), None, "no owner, no session");
+        let mut headers = HeaderMap::new();
+        headers.insert(MCP_SESSION_ID, HeaderValue::from_static("s"));
+        b.wrap_response(&nobody, &mut headers);
+        assert!(headers.get(MCP_SESSION_ID).is_none());
+    }
+
+    #[test]
+    fn legacy_session_queries_are_recognized() {
+        for q in ["sessionId=1", "a=1&SESSIONID=2", "session_id=3", "session%49d=4", "sessionid"] {
+            assert!(query_names_session(Some(q)), "{q}");
+        }
+        for q in ["", "a=1", "session=2", "id=3"] {
+            assert!(!query_names_session(Some(q)), "{q}");
+        }
+        assert!(!query_names_session(None));
     }
 }

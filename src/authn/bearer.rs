@@ -61,11 +61,12 @@ fn is_b64token(token: &str) -> bool {
         })
 }
 
+/// Whether the query names `access_token` once decoded as form parsers
+/// decode it (`access%5Ftoken` too), with `&` or `;` between pairs.
 fn has_access_token_param(query: &str) -> bool {
-    query.split('&').any(|pair| {
-        pair.split('=')
-            .next()
-            .is_some_and(|k| k.eq_ignore_ascii_case("access_token"))
+    query.split(';').any(|part| {
+        url::form_urlencoded::parse(part.as_bytes())
+            .any(|(k, _)| k.eq_ignore_ascii_case("access_token"))
     })
 }
 
@@ -131,5 +132,11 @@ mod tests {
             Err(AuthnError::TokenInQuery)
         ));
         assert_eq!(extract(&h, Some("access_tokens=1")).unwrap(), Some("a"));
+        for encoded in ["access%5Ftoken=t", "x=1;access_token=t", "ACCESS%5fTOKEN=t"] {
+            assert!(
+                matches!(extract(&h, Some(encoded)), Err(AuthnError::TokenInQuery)),
+                "{encoded}"
+            );
+        }
     }
 }

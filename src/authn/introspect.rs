@@ -232,12 +232,7 @@ impl Introspector {
             None if self.settings.require_audience => return Err(AuthnError::AudienceMismatch),
             None => Vec::new(),
         };
-        let mut scopes: Vec<String> = answer
-            .scope
-            .unwrap_or_default()
-            .split_ascii_whitespace()
-            .map(str::to_owned)
-            .collect();
+        let mut scopes = super::jwt::split_scopes(&answer.scope.unwrap_or_default());
         scopes.sort_unstable();
         scopes.dedup();
         Ok(Outcome::Active(Arc::new(Principal {
@@ -265,6 +260,7 @@ mod tests {
             algorithms: vec![],
             scope_claims: vec![],
             leeway: Duration::from_secs(30),
+            require_typ: true,
             introspection: None,
         });
         let settings = Introspection {

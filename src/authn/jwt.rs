@@ -85,21 +85,13 @@ pub async fn verify(
         jsonrpc::check_strict_json(&json, 16)
             .map_err(|_| AuthnError::Malformed("JWT header or claims are not strict JSON"))?;
     }
-    if let Some(typ) = &header.typ {
-        let ok = ["at+jwt", "application/at+jwt", "JWT"]
-            .iter()
-            .any(|t| typ.eq_ignore_ascii_case(t));
-        if !ok {
-            return Err(AuthnError::BadType);
-        }
-    }
-
     let unverified: Unverified = jsonwebtoken::dangerous::insecure_decode_claims(token)
         .map_err(|_| AuthnError::Malformed("undecodable JWT payload"))?;
     let store = stores
         .get(&unverified.iss)
         .ok_or(AuthnError::UnknownIssuer)?;
     let issuer = store.issuer();
+    check_typ(header.typ.as_deref(), issuer.require_typ)?;
     if !issuer.algorithms.contains(&header.alg) {
         return Err(AuthnError::AlgorithmNotAllowed(format!("{:?}", header.alg)));
     }
@@ -222,19 +214,33 @@ pub fn check_audience(principal: &Principal, route: &Route) -> Result<(), AuthnE
     }
 }
 
-/// Scopes from the first configured claim present: a space-separated string
-/// (`scope`, RFC 9068) or an array of strings (`scp` at some IdPs).
+/// The `typ` header (RFC 9068 §2.1, RFC 8725 §3.11): with `require`, only
+/// `at+jwt` (or `application/at+jwt`), so an ID token signed by the same
+/// issuer (`typ: JWT`) is never taken for an access token; without it, also
+/// `JWT` or none, for issuers that do not type their access tokens.
+fn check_typ(typ: Option<&str>, require: bool) -> Result<(), AuthnError> {
+    let is = |t: &str| typ.is_some_and(|typ| typ.eq_ignore_ascii_case(t));
+    let access_token = is("at+jwt") || is("application/at+jwt");
+    if access_token || (!require && (typ.is_none() || is("JWT"))) {
+        Ok(())
+    } else {
+        Err(AuthnError::BadType)
+    }
+}
+
+/// Scopes from the first configured claim present: a string of scopes
+/// separated by single spaces (RFC 6749 §3.3; a TAB or LF is not a
+/// separator, so `"a\tb"` is one scope that matches nothing) or an array of
+/// strings, one scope each (`scp` at some IdPs), never split again.
 fn scopes(claims: &HashMap<String, serde_json::Value>, names: &[String]) -> Vec<String> {
     for name in names {
         match claims.get(name) {
-            Some(serde_json::Value::String(s)) => {
-                return s.split_ascii_whitespace().map(str::to_owned).collect();
-            }
+            Some(serde_json::Value::String(s)) => return split_scopes(s),
             Some(serde_json::Value::Array(items)) => {
                 return items
                     .iter()
                     .filter_map(|v| v.as_str())
-                    .flat_map(str::split_ascii_whitespace)
+                    .filter(|s| !s.is_empty())
                     .map(str::to_owned)
                     .collect();
             }
@@ -242,6 +248,14 @@ fn scopes(claims: &HashMap<String, serde_json::Value>, names: &[String]) -> Vec<
         }
     }
     Vec::new()
+}
+
+/// An RFC 6749 §3.3 `scope` string split on SP only.
+pub(super) fn split_scopes(s: &str) -> Vec<String> {
+    s.split(' ')
+        .filter(|t| !t.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 #[cfg(test)]
@@ -254,8 +268,24 @@ mod tests {
         let mut claims = HashMap::new();
         claims.insert("scp".to_owned(), json!(["a", "b c"]));
         let names = vec!["scope".to_owned(), "scp".to_owned()];
-        assert_eq!(scopes(&claims, &names), vec!["a", "b", "c"]);
-        claims.insert("scope".to_owned(), json!("x y"));
+        assert_eq!(scopes(&claims, &names), vec!["a", "b c"], "array entries are never split");
+        claims.insert("scope".to_owned(), json!("x  y"));
         assert_eq!(scopes(&claims, &names), vec!["x", "y"]);
+        claims.insert("scope".to_owned(), json!("x\ty\nz\rw"));
+        assert_eq!(scopes(&claims, &names), vec!["x\ty\nz\rw"], "only SP separates");
+    }
+
+    #[test]
+    fn typ_is_at_jwt_unless_the_issuer_opts_out() {
+        for ok in ["at+jwt", "AT+JWT", "application/at+jwt"] {
+            assert!(check_typ(Some(ok), true).is_ok(), "{ok}");
+        }
+        for bad in [None, Some("JWT"), Some("jwt"), Some("JOSE"), Some("id+jwt")] {
+            assert!(check_typ(bad, true).is_err(), "{bad:?}");
+        }
+        for ok in [None, Some("JWT"), Some("at+jwt")] {
+            assert!(check_typ(ok, false).is_ok(), "{ok:?}");
+        }
+        assert!(check_typ(Some("JOSE"), false).is_err());
     }
 }

@@ -9,10 +9,17 @@ use crate::jsonrpc::{RpcCall, Target};
 
 /// One audit event per authorization decision. Never logs arguments or tokens.
 pub fn record(route: &Route, principal: &Principal, call: &RpcCall, d: &CallDecision) {
+    // Several subscriptions are logged as one JSON array, so a URI with a
+    // space cannot be mistaken for two.
+    let subscriptions;
     let (tool, resource, prompt) = match &call.target {
         Target::Tool(n) => (Some(n.as_str()), None, None),
         Target::Resource(u) => (None, Some(u.as_str()), None),
         Target::Prompt(n) => (None, None, Some(n.as_str())),
+        Target::Resources(us) => {
+            subscriptions = serde_json::to_string(us).unwrap_or_default();
+            (None, Some(subscriptions.as_str()), None)
+        }
         Target::None => (None, None, None),
     };
     let decision = if d.allowed() {

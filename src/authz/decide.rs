@@ -60,19 +60,32 @@ pub fn decide_call(
         if let Some(method_scopes) = call.method.as_deref().and_then(|m| policy.methods.get(m)) {
             required.extend(method_scopes.iter().cloned());
         }
-        let matched: Option<Option<&Rule>> = match &call.target {
-            Target::None => None,
-            Target::Tool(name) => Some(policy.tools.find(name)),
-            Target::Prompt(name) => Some(policy.prompts.find(name)),
-            Target::Resource(uri) => Some(policy.resources.find(uri)),
-        };
-        match matched {
-            Some(Some(r)) => {
-                required.extend(r.scopes.iter().cloned());
-                rule = Some(r.pattern.clone());
+        let matched: Vec<Option<&Rule>> = match &call.target {
+            Target::None => vec![],
+            Target::Tool(name) => vec![policy.tools.find(name)],
+            Target::Prompt(name) => vec![policy.prompts.find(name)],
+            Target::Resource(uri) => vec![policy.resources.find(uri)],
+            // Each subscription is judged as its own `resources/subscribe`.
+            Target::Resources(uris) => {
+                let subscribe = policy.methods.get("resources/subscribe");
+                if let Some(s) = subscribe.filter(|_| !uris.is_empty()) {
+                    required.extend(s.iter().cloned());
+                }
+                uris.iter().map(|u| policy.resources.find(u)).collect()
             }
-            Some(None) => unlisted = policy.unlisted == Unlisted::Deny,
-            None => {}
+        };
+        let mut rules = Vec::new();
+        for found in matched {
+            match found {
+                Some(r) => {
+                    required.extend(r.scopes.iter().cloned());
+                    rules.push(r.pattern.as_str());
+                }
+                None => unlisted |= policy.unlisted == Unlisted::Deny,
+            }
+        }
+        if !rules.is_empty() {
+            rule = Some(rules.join(" "));
         }
     }
     required.sort_unstable();

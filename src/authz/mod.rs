@@ -24,8 +24,13 @@ pub fn list_visibility(
         let (method, target) = match kind {
             ListKind::Tools => ("tools/call", Target::Tool(key.to_owned())),
             ListKind::Prompts => ("prompts/get", Target::Prompt(key.to_owned())),
+            // Judged in the form a `resources/read` of it would be; an entry
+            // that could not be read through the gateway is not shown.
             ListKind::Resources | ListKind::ResourceTemplates => {
-                ("resources/read", Target::Resource(key.to_owned()))
+                match crate::jsonrpc::uri::canonical(key) {
+                    Ok(uri) => ("resources/read", Target::Resource(uri)),
+                    Err(_) => return false,
+                }
             }
         };
         let call = RpcCall {

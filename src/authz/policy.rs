@@ -175,6 +175,25 @@ impl ResourceRules {
         out
     }
 
+    /// `(later, earlier)` pairs where a wildcard rule is partly shadowed: an
+    /// earlier rule matches a URI the later one was written for (its
+    /// wildcards filled with a plain segment), though not every one. Fully
+    /// shadowed rules are reported by [`Self::shadowed`] instead.
+    pub fn overlapped(&self) -> Vec<(usize, usize)> {
+        let shadowed = self.shadowed();
+        let mut out = Vec::new();
+        for (i, later) in self.rules.iter().enumerate() {
+            if shadowed.contains(&i) || !later.pattern.contains(['*', '{']) {
+                continue;
+            }
+            let sample = crate::jsonrpc::uri::sample_instance(&later.pattern);
+            if let Some(earlier) = self.set.matches(&sample).iter().find(|&j| j < i) {
+                out.push((i, earlier));
+            }
+        }
+        out
+    }
+
     /// The rules in order.
     pub fn rules(&self) -> &[Rule] {
         &self.rules

@@ -98,6 +98,8 @@ pub struct RawIssuer {
     pub scope_claims: Option<Vec<String>>,
     /// Clock skew allowed on `exp` and `nbf`.
     pub leeway: Option<String>,
+    /// Require the RFC 9068 `typ: at+jwt` header (default true).
+    pub require_typ: Option<bool>,
     /// RFC 7662 token introspection, for opaque tokens.
     pub introspection: Option<RawIntrospection>,
 }

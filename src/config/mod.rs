@@ -112,6 +112,9 @@ pub struct Issuer {
     pub scope_claims: Vec<String>,
     /// Allowed clock skew on `exp`/`nbf`.
     pub leeway: Duration,
+    /// JWTs must carry the RFC 9068 header `typ: at+jwt`, so an ID token
+    /// (`typ: JWT`) is never taken for an access token.
+    pub require_typ: bool,
     /// RFC 7662 introspection for opaque tokens (and for JWTs of an issuer
     /// without keys).
     pub introspection: Option<Introspection>,

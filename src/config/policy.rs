@@ -53,6 +53,17 @@ pub(super) fn compile(raw: RawPolicy, path: &str, report: &mut Report) -> Option
             report,
         );
     }
+    // Requests are judged in canonical form (jsonrpc/uri.rs); a pattern in
+    // another form would silently never match.
+    for (i, rule) in raw.resources.iter().enumerate() {
+        if let Some(problem) = crate::jsonrpc::uri::pattern_problem(&rule.uri) {
+            report.error(
+                format!("{path}.resources[{i}].uri"),
+                format!("not in the canonical form requests are matched in: {problem}"),
+            );
+            ok = false;
+        }
+    }
 
     let tools = NameRules::compile(raw.tools.into_iter().collect()).map_err(|errors| {
         for (pattern, e) in errors {
@@ -86,6 +97,15 @@ pub(super) fn compile(raw: RawPolicy, path: &str, report: &mut Report) -> Option
             report.warn(
                 format!("{path}.resources[{i}]"),
                 "can never match: an earlier rule matches every URI this one does (first match wins)",
+            );
+        }
+        for (i, earlier) in resources.overlapped() {
+            report.warn(
+                format!("{path}.resources[{i}]"),
+                format!(
+                    "partly shadowed: resources[{earlier}] comes first and also matches some of its URIs \
+                     (first match wins; put the narrower rule first)"
+                ),
             );
         }
     }

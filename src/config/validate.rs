@@ -332,6 +332,7 @@ fn issuer(raw: RawIssuer, path: &str, base_dir: &Path, report: &mut Report) -> O
         algorithms,
         scope_claims,
         leeway,
+        require_typ: raw.require_typ.unwrap_or(true),
     })
 }
 

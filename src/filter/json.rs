@@ -105,7 +105,10 @@ fn rewrite(bytes: &[u8], filter: &ListFilter) -> Result<Option<Vec<u8>>, FilterE
     if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
         return Err(FilterError::Batch);
     }
-    Ok(match raw::rewrite(bytes, filter)? {
+    let Some(allow) = &filter.allow else {
+        return Ok(None);
+    };
+    Ok(match raw::rewrite(bytes, allow)? {
         Rewrite::Matched(out) => Some(out),
         Rewrite::NoMatch => None,
     })

@@ -52,18 +52,21 @@ pub enum ListKind {
 /// Decides whether the caller may see one entry.
 pub type Allow = std::sync::Arc<dyn Fn(ListKind, &str) -> bool + Send + Sync>;
 
-/// What to filter: the list kind, the predicate, the max size of one SSE
-/// event / JSON body that may be buffered, and the list request's id (for
-/// the error answer).
+/// What to filter: the predicate, the max size of one SSE event / JSON body
+/// that may be buffered, and the list request's id (for the error answer).
 #[derive(Clone)]
 pub struct ListFilter {
-    /// The `id` of the list request (`null` for a notification), for the
-    /// JSON-RPC error sent when the list cannot be filtered.
+    /// The `id` of the list request (`null` for a notification or a stream
+    /// that answers no request), for the JSON-RPC error sent when the list
+    /// cannot be filtered.
     pub id: Value,
-    /// Which list the request asked for.
-    pub kind: ListKind,
-    /// Whether the caller may see an entry.
-    pub allow: Allow,
+    /// Which list the request asked for; `None` for a GET stream, which may
+    /// replay any answer (resumption with `Last-Event-ID`). Every list in a
+    /// response is filtered either way; this is for logs.
+    pub kind: Option<ListKind>,
+    /// Whether the caller may see an entry; `None` on routes that do not
+    /// filter lists, where only the transport is checked.
+    pub allow: Option<Allow>,
     /// Largest JSON body or single SSE event buffered for filtering.
     pub max_event_bytes: usize,
     /// Past `max_event_bytes`, pass the response on unfiltered (the route's
@@ -99,6 +102,13 @@ enum FilterError {
     /// The upstream body failed while it was being buffered.
     #[error("upstream body failed: {0}")]
     Body(String),
+    /// `Content-Type` missing, repeated, or not one this stage reads.
+    #[error("response media type is missing, repeated or not application/json or text/event-stream in UTF-8")]
+    Media,
+    /// An SSE `endpoint` event: the legacy HTTP+SSE transport, whose
+    /// session id travels in a query string the gateway does not bind.
+    #[error("upstream uses the legacy HTTP+SSE transport (`endpoint` event)")]
+    LegacyTransport,
 }
 
 /// The media types this stage understands.
@@ -109,6 +119,14 @@ enum Media {
 }
 
 impl ListKind {
+    /// Every kind, in the order their fields are looked for.
+    pub const ALL: [ListKind; 4] = [
+        Self::Tools,
+        Self::Prompts,
+        Self::Resources,
+        Self::ResourceTemplates,
+    ];
+
     /// The list method for a JSON-RPC method name, e.g. "tools/list" -> Some(Tools).
     pub fn from_method(method: &str) -> Option<Self> {
         match method {
@@ -171,8 +189,23 @@ pub async fn filter_response(resp: Response<Body>, filter: ListFilter) -> Respon
     if !resp.status().is_success() || resp.body().is_end_stream() {
         return resp;
     }
-    let Some(media) = media_type(resp.headers()) else {
-        return resp;
+    let media = media_type(resp.headers());
+    if filter.allow.is_none() {
+        // Transport checks only: an SSE stream is watched for the legacy
+        // transport's `endpoint` event; anything else passes.
+        return match media {
+            Ok(Media::EventStream) => sse::wrap(resp, filter),
+            _ => resp,
+        };
+    }
+    // Fail closed: a body whose type we do not read the way a client might
+    // (missing, twice, another type or charset) could carry the list.
+    let media = match media {
+        Ok(media) => media,
+        Err(err) => {
+            filter.log_failure(&err);
+            return fail_closed_response(&filter.id);
+        }
     };
     // A compressed body cannot be parsed; passing it on would leak the list.
     let encoded = resp
@@ -189,17 +222,32 @@ pub async fn filter_response(resp: Response<Body>, filter: ListFilter) -> Respon
     }
 }
 
-/// The essence of `Content-Type`, case-insensitive, parameters ignored.
-fn media_type(headers: &HeaderMap) -> Option<Media> {
-    let value = headers.get(CONTENT_TYPE)?.to_str().ok()?;
-    let essence = value.split(';').next().unwrap_or_default().trim();
-    if essence.eq_ignore_ascii_case("application/json") {
-        Some(Media::Json)
+/// The one `Content-Type` of a response: `application/json` or
+/// `text/event-stream`, case-insensitive, with no charset but UTF-8.
+fn media_type(headers: &HeaderMap) -> Result<Media, FilterError> {
+    let mut values = headers.get_all(CONTENT_TYPE).iter();
+    let (Some(value), None) = (values.next(), values.next()) else {
+        return Err(FilterError::Media);
+    };
+    let value = value.to_str().map_err(|_| FilterError::Media)?;
+    let mut parts = value.split(';');
+    let essence = parts.next().unwrap_or_default().trim();
+    let media = if essence.eq_ignore_ascii_case("application/json") {
+        Media::Json
     } else if essence.eq_ignore_ascii_case("text/event-stream") {
-        Some(Media::EventStream)
+        Media::EventStream
     } else {
-        None
+        return Err(FilterError::Media);
+    };
+    for param in parts {
+        if let Some((name, v)) = param.split_once('=') {
+            let v = v.trim().trim_matches('"');
+            if name.trim().eq_ignore_ascii_case("charset") && !v.eq_ignore_ascii_case("utf-8") {
+                return Err(FilterError::Media);
+            }
+        }
     }
+    Ok(media)
 }
 
 /// The JSON-RPC error the client gets instead of a list we could not filter.

@@ -6,40 +6,63 @@
 
 use std::sync::Arc;
 
+use http::Method;
+use serde_json::Value;
+
 use super::{ListFilter, ListKind};
 use crate::authz;
 use crate::config::Route;
 use crate::jsonrpc::{JsonRpcError, RpcCall};
 
 impl ListFilter {
-    /// The filter for a single `*/list` call on a route that filters lists,
-    /// for a caller holding `granted`.
-    pub fn for_calls(
+    /// The filter for a response on `route` to `method` carrying `calls`, for
+    /// a caller holding `granted`; `None` when the response needs none.
+    ///
+    /// - a single `*/list` call on a route that filters lists: its answer;
+    /// - a GET on such a route: the stream, whatever it carries, because an
+    ///   upstream with an event store replays earlier answers, lists
+    ///   included, on a GET with `Last-Event-ID`;
+    /// - a GET on any other route: the stream is watched for the legacy
+    ///   HTTP+SSE transport only (`allow: None`).
+    pub fn for_request(
         route: &Arc<Route>,
+        method: &Method,
         calls: &[RpcCall],
         granted: &[String],
         max_event_bytes: usize,
     ) -> Option<Self> {
-        let pass_oversize = route
-            .policy
-            .as_ref()
-            .filter(|p| p.filter_lists)?
-            .pass_oversize_lists;
-        let [call] = calls else {
-            return None;
-        };
-        let kind = ListKind::from_method(call.method())?;
-        // A list notification gets no answer from a conforming server; if one
-        // comes anyway, it is filtered like any other.
-        let id = call.id.clone().unwrap_or(serde_json::Value::Null);
-        let allow = authz::list_visibility(route.clone(), granted.to_vec());
-        Some(Self {
-            id,
-            kind,
-            allow,
-            max_event_bytes,
-            pass_oversize,
-        })
+        let filtering = route.policy.as_ref().filter(|p| p.filter_lists);
+        let allow = || Some(authz::list_visibility(route.clone(), granted.to_vec()));
+        match (filtering, calls) {
+            (None, _) if *method == Method::GET => Some(Self {
+                id: Value::Null,
+                kind: None,
+                allow: None,
+                max_event_bytes,
+                pass_oversize: true,
+            }),
+            (None, _) => None,
+            (Some(policy), _) if *method == Method::GET => Some(Self {
+                id: Value::Null,
+                kind: None,
+                allow: allow(),
+                max_event_bytes,
+                pass_oversize: policy.pass_oversize_lists,
+            }),
+            (Some(policy), [call]) => {
+                let kind = ListKind::from_method(call.method())?;
+                // A list notification gets no answer from a conforming
+                // server; if one comes anyway, it is filtered like any other.
+                Some(Self {
+                    id: call.id.clone().unwrap_or(Value::Null),
+                    kind: Some(kind),
+                    allow: allow(),
+                    max_event_bytes,
+                    pass_oversize: policy.pass_oversize_lists,
+                })
+            }
+            (Some(_), _) => None,
+        }
     }
 }
 

@@ -20,7 +20,7 @@ use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
-use super::{FilterError, ListFilter};
+use super::{Allow, FilterError, ListKind};
 
 /// One JSON object: its members in order, values unparsed. Duplicate keys
 /// are refused.
@@ -39,15 +39,15 @@ pub(super) enum Rewrite {
 
 /// Rewrites `json` if it carries the list, or a batch holding such a message
 /// (legal on an SSE stream, and it must not smuggle the list past us).
-pub(super) fn rewrite_any(json: &[u8], filter: &ListFilter) -> Result<Rewrite, FilterError> {
+pub(super) fn rewrite_any(json: &[u8], allow: &Allow) -> Result<Rewrite, FilterError> {
     if first_byte(json) != Some(b'[') {
-        return rewrite(json, filter);
+        return rewrite(json, allow);
     }
     let items: Vec<&RawValue> = serde_json::from_slice(json)?;
     let mut matched = false;
     let mut parts = Vec::with_capacity(items.len());
     for item in &items {
-        match rewrite(item.get().as_bytes(), filter)? {
+        match rewrite(item.get().as_bytes(), allow)? {
             Rewrite::Matched(bytes) => {
                 matched = true;
                 parts.push(Cow::Owned(bytes));
@@ -66,7 +66,7 @@ pub(super) fn rewrite_any(json: &[u8], filter: &ListFilter) -> Result<Rewrite, F
 /// by `Number(id)`, the Python SDK by `int(id)`), so any id could be read as
 /// the list request's; in the answer to a list request, every list is
 /// filtered. Filtering a list that was not ours hides nothing it should not.
-pub(super) fn rewrite(json: &[u8], filter: &ListFilter) -> Result<Rewrite, FilterError> {
+pub(super) fn rewrite(json: &[u8], allow: &Allow) -> Result<Rewrite, FilterError> {
     if first_byte(json) != Some(b'{') {
         // Not an object, so not our response; but it must still be JSON.
         serde_json::from_slice::<IgnoredAny>(json)?;
@@ -81,37 +81,50 @@ pub(super) fn rewrite(json: &[u8], filter: &ListFilter) -> Result<Rewrite, Filte
         return Ok(Rewrite::NoMatch);
     }
     let result_members: Members = serde_json::from_str(result.get())?;
-    let field = filter.kind.list_field();
-    let Some(list) = result_members.get(field) else {
+    // Every list the result carries is filtered, not only the one that was
+    // asked for: a resumed or GET stream has no request to say which.
+    let mut replaced: Vec<(&'static str, Vec<u8>)> = Vec::new();
+    for kind in ListKind::ALL {
+        let field = kind.list_field();
+        let Some(list) = result_members.get(field) else {
+            continue;
+        };
+        replaced.push((field, filter_list(list, kind, allow)?));
+    }
+    if replaced.is_empty() {
         return Ok(Rewrite::NoMatch);
-    };
+    }
+    let result = result_members.write_with(&replaced, result.get().len())?;
+    Ok(Rewrite::Matched(message.write_with(
+        &[("result", result)],
+        json.len(),
+    )?))
+}
+
+/// The list's JSON array without the entries `allow` refuses.
+fn filter_list(list: &RawValue, kind: ListKind, allow: &Allow) -> Result<Vec<u8>, FilterError> {
+    let field = kind.list_field();
     let items: Vec<&RawValue> =
         serde_json::from_str(list.get()).map_err(|_| FilterError::NotAList { field })?;
-    let key = Probe(Some(filter.kind.key_field()));
+    let key = Probe(Some(kind.key_field()));
     let mut kept = Vec::with_capacity(items.len());
     for item in &items {
         let mut de = serde_json::Deserializer::from_str(item.get());
         // An entry we cannot name is an entry we cannot authorize.
         let visible = key
             .deserialize(&mut de)?
-            .is_some_and(|name| (filter.allow)(filter.kind, &name));
+            .is_some_and(|name| allow(kind, &name));
         if visible {
             kept.push(Cow::Borrowed(item.get().as_bytes()));
         }
     }
     tracing::debug!(
-        kind = ?filter.kind,
+        ?kind,
         kept = kept.len(),
         hidden = items.len() - kept.len(),
         "filtered list response"
     );
-    let list = join_array(&kept, list.get().len());
-    let result = result_members.write_with(field, &list, result.get().len())?;
-    Ok(Rewrite::Matched(message.write_with(
-        "result",
-        &result,
-        json.len(),
-    )?))
+    Ok(join_array(&kept, list.get().len()))
 }
 
 impl<'a> Members<'a> {
@@ -120,8 +133,12 @@ impl<'a> Members<'a> {
         self.0.iter().find(|(k, _)| k == key).map(|(_, v)| *v)
     }
 
-    /// The object, compact, with the value of `key` replaced by `value`.
-    fn write_with(&self, key: &str, value: &[u8], hint: usize) -> Result<Vec<u8>, FilterError> {
+    /// The object, compact, with the values of the `replaced` keys swapped.
+    fn write_with(
+        &self,
+        replaced: &[(&str, Vec<u8>)],
+        hint: usize,
+    ) -> Result<Vec<u8>, FilterError> {
         let mut out = Vec::with_capacity(hint);
         out.push(b'{');
         for (i, (k, v)) in self.0.iter().enumerate() {
@@ -130,10 +147,9 @@ impl<'a> Members<'a> {
             }
             serde_json::to_writer(&mut out, k.as_ref())?;
             out.push(b':');
-            if k == key {
-                out.extend_from_slice(value);
-            } else {
-                out.extend_from_slice(v.get().as_bytes());
+            match replaced.iter().find(|(key, _)| k == key) {
+                Some((_, value)) => out.extend_from_slice(value),
+                None => out.extend_from_slice(v.get().as_bytes()),
             }
         }
         out.push(b'}');

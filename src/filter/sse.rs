@@ -171,6 +171,12 @@ impl SseFilter {
             0
         };
         let (bom, fields) = event.split_at(bom);
+        if Lines(fields).any(|(line, _)| field_value(line, b"event") == Some(b"endpoint")) {
+            return Err(FilterError::LegacyTransport);
+        }
+        let Some(allow) = &self.filter.allow else {
+            return Ok(Outcome::Pass);
+        };
         let mut data = Vec::new();
         let mut seen = false;
         for value in Lines(fields).filter_map(|(line, _)| data_value(line)) {
@@ -185,7 +191,7 @@ impl SseFilter {
         if data.iter().all(u8::is_ascii_whitespace) {
             return Ok(Outcome::Pass);
         }
-        let Rewrite::Matched(json) = raw::rewrite_any(&data, &self.filter)? else {
+        let Rewrite::Matched(json) = raw::rewrite_any(&data, allow)? else {
             return Ok(Outcome::Pass);
         };
         let mut out = BytesMut::with_capacity(event.len());
@@ -308,12 +314,18 @@ impl<'a> Iterator for Lines<'a> {
 /// The value of a `data` field line (one leading space stripped), or `None`
 /// for any other line: comments, other fields, blank lines.
 fn data_value(line: &[u8]) -> Option<&[u8]> {
+    field_value(line, b"data")
+}
+
+/// The value of a field line named `field` (one leading space stripped), or
+/// `None` for any other line.
+fn field_value<'a>(line: &'a [u8], field: &[u8]) -> Option<&'a [u8]> {
     let (name, value) = match line.iter().position(|&b| b == b':') {
         Some(0) => return None,
         Some(colon) => (&line[..colon], &line[colon + 1..]),
         None => (line, &[][..]),
     };
-    if name != b"data" {
+    if name != field {
         return None;
     }
     Some(value.strip_prefix(b" ").unwrap_or(value))

@@ -17,8 +17,8 @@ const ERROR_JSON: &str = r#"{"jsonrpc":"2.0","id":7,"error":{"code":-32603,"mess
 fn list_filter(kind: ListKind, max: usize) -> ListFilter {
     ListFilter {
         id: json!(7),
-        kind,
-        allow: Arc::new(|_, name: &str| !name.starts_with("secret")),
+        kind: Some(kind),
+        allow: Some(Arc::new(|_, name: &str| !name.starts_with("secret"))),
         max_event_bytes: max,
         pass_oversize: false,
     }
@@ -122,12 +122,25 @@ async fn json_other_kinds_use_their_keys() {
 #[tokio::test]
 async fn json_bodies_without_a_list_pass_unchanged() {
     let error = r#"{ "jsonrpc":"2.0", "id":7, "error":{"code":-1,"message":"secret"} }"#;
-    let no_list = r#"{"jsonrpc":"2.0","id":7,"result":{"prompts":[{"name":"secret"}]}}"#;
+    let no_list = r#"{"jsonrpc":"2.0","id":7,"result":{"content":[{"name":"secret"}]}}"#;
     for body in [error, no_list] {
         let (parts, out) = run_json(body, 4096).await;
         assert_eq!(out, body);
         assert_eq!(parts.headers[CONTENT_LENGTH], body.len().to_string());
     }
+}
+
+#[tokio::test]
+async fn every_list_in_a_result_is_filtered_whatever_was_asked() {
+    // A resumed stream may replay any answer: the kind asked for does not
+    // limit what is filtered.
+    let body = r#"{"jsonrpc":"2.0","id":7,"result":{"prompts":[{"name":"secret"},{"name":"a"}],"tools":[{"name":"secret2"}],"resources":[{"uri":"secret:x"}],"resourceTemplates":[{"uriTemplate":"secret:{x}"},{"uriTemplate":"pub:{x}"}]}}"#;
+    let (_, out) = run_json(body, 4096).await;
+    let got: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(got["result"]["prompts"], json!([{"name": "a"}]));
+    assert_eq!(got["result"]["tools"], json!([]));
+    assert_eq!(got["result"]["resources"], json!([]));
+    assert_eq!(got["result"]["resourceTemplates"], json!([{"uriTemplate": "pub:{x}"}]));
 }
 
 #[tokio::test]
@@ -144,15 +157,34 @@ async fn json_fails_closed() {
 }
 
 #[tokio::test]
-async fn other_content_types_and_statuses_pass_unchanged() {
+async fn unknown_media_types_fail_closed_and_error_statuses_pass() {
     let body = r#"{"jsonrpc":"2.0","id":7,"result":{"tools":[{"name":"secret"}]}}"#;
-    let (parts, out) = run(
-        response("text/plain", vec![body.into()]),
-        list_filter(ListKind::Tools, 4096),
-    )
-    .await;
-    assert_eq!(out, body);
-    assert_eq!(parts.headers[CONTENT_LENGTH], body.len().to_string());
+    for content_type in [
+        Some("text/plain"),
+        Some("application/json-rpc"),
+        Some("application/json; charset=utf-16"),
+        Some("text/event-stream; charset=latin1"),
+        None,
+    ] {
+        let mut resp = response("application/json", vec![body.into()]);
+        match content_type {
+            Some(t) => {
+                resp.headers_mut().insert(CONTENT_TYPE, t.parse().unwrap());
+            }
+            None => {
+                resp.headers_mut().remove(CONTENT_TYPE);
+            }
+        }
+        let (parts, out) = run(resp, list_filter(ListKind::Tools, 4096)).await;
+        assert_eq!(parts.status, StatusCode::BAD_GATEWAY, "{content_type:?}");
+        assert_eq!(out, ERROR_JSON, "{content_type:?}");
+    }
+    let mut twice = response("application/json", vec![body.into()]);
+    twice
+        .headers_mut()
+        .append(CONTENT_TYPE, "application/json".parse().unwrap());
+    let (parts, _) = run(twice, list_filter(ListKind::Tools, 4096)).await;
+    assert_eq!(parts.status, StatusCode::BAD_GATEWAY, "Content-Type twice");
 
     let mut resp = response("application/json", vec![body.into()]);
     *resp.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
@@ -450,4 +482,44 @@ async fn every_list_is_filtered_whatever_its_id() {
         let expected = format!(r#"{{"jsonrpc":"2.0","id":{id},"result":{{"tools":[]}}}}"#);
         assert_eq!(out, expected, "id {id}");
     }
+}
+
+/// A GET stream on a route that does not filter lists: only the transport
+/// is checked.
+fn transport_only() -> ListFilter {
+    ListFilter {
+        id: serde_json::Value::Null,
+        kind: None,
+        allow: None,
+        max_event_bytes: 64,
+        pass_oversize: true,
+    }
+}
+
+#[tokio::test]
+async fn legacy_endpoint_events_end_the_stream_on_every_route() {
+    let input = "event: endpoint\ndata: /message?sessionId=abc\n\ndata: {\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{}}\n\n";
+    for filter in [list_filter(ListKind::Tools, 4096), transport_only()] {
+        let resp = response("text/event-stream", chunked(input.as_bytes(), 7));
+        let (_, out) = run(resp, filter).await;
+        let out = String::from_utf8(out.to_vec()).unwrap();
+        assert!(out.starts_with("event: error\n"), "{out}");
+        assert!(!out.contains("sessionId"), "{out}");
+    }
+}
+
+#[tokio::test]
+async fn transport_only_streams_pass_lists_and_large_events_unchanged() {
+    let list = "id: 1\ndata: {\"jsonrpc\":\"2.0\",\"id\":7,\"result\":{\"tools\":[{\"name\":\"secret\"}]}}\n\n";
+    let input = format!("{list}{list}");
+    let resp = response("text/event-stream", chunked(input.as_bytes(), 9));
+    let (_, out) = run(resp, transport_only()).await;
+    assert_eq!(out, input.as_bytes(), "over max_event_bytes, still passed whole");
+    let json = r#"{"jsonrpc":"2.0","id":7,"result":{"tools":[{"name":"secret"}]}}"#;
+    let (_, out) = run(
+        response("application/json", vec![json.into()]),
+        transport_only(),
+    )
+    .await;
+    assert_eq!(out, json);
 }

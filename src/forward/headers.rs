@@ -25,6 +25,18 @@ const HOP_BY_HOP: [HeaderName; 7] = [
     header::TRANSFER_ENCODING,
 ];
 
+/// Headers some frameworks read as the request's real path or method; the
+/// gateway judged the path and method it saw, so none of them is forwarded.
+const OVERRIDES: [&str; 7] = [
+    "x-original-url",
+    "x-rewrite-url",
+    "x-original-uri",
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+    "x-original-method",
+];
+
 /// Headers the gateway sets itself on upstream requests.
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
@@ -32,15 +44,29 @@ const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host")
 const X_ACCEL_BUFFERING: HeaderName = HeaderName::from_static("x-accel-buffering");
 
 /// The upstream request headers for a client request.
+///
+/// A header name with `_` is dropped, as nginx does by default: CGI-style
+/// servers read `X_MCP_Subject` as `X-MCP-Subject`, so an underscore twin
+/// would slip past every header the gateway strips or sets. The body is
+/// described by the canonical `Content-Type: application/json` (when there
+/// is one) and never by the client's `Content-Type` or `Content-Encoding`:
+/// the gateway read it as UTF-8 JSON, and so must the upstream
+/// (jsonrpc/media.rs).
 pub fn upstream_request(
     client: &HeaderMap,
     route: &Route,
     conn: ClientConn,
+    has_body: bool,
 ) -> Result<HeaderMap, ForwardError> {
     let mut out = HeaderMap::with_capacity(client.len() + 4);
     let named_in_connection = connection_tokens(client);
     for (name, value) in client {
         let drop = HOP_BY_HOP.contains(name)
+            || name.as_str().contains('_')
+            || OVERRIDES.contains(&name.as_str())
+            || *name == header::CONTENT_TYPE
+            || *name == header::CONTENT_ENCODING
+            || *name == header::CONTENT_LENGTH
             || *name == header::UPGRADE
             || *name == header::HOST
             || *name == header::AUTHORIZATION
@@ -64,6 +90,12 @@ pub fn upstream_request(
     );
     if let Some(host) = client.get(header::HOST) {
         out.insert(X_FORWARDED_HOST, host.clone());
+    }
+    if has_body {
+        out.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
     }
     Ok(out)
 }
@@ -177,7 +209,7 @@ routes: [{path: /mcp, upstream: "http://127.0.0.1:3001/mcp", resource: "https://
             peer: "10.0.0.7:5555".parse().unwrap(),
             tls: true,
         };
-        let out = upstream_request(&h, &route(), conn).unwrap();
+        let out = upstream_request(&h, &route(), conn, false).unwrap();
         assert!(out.get("authorization").is_none());
         assert!(out.get("x-custom-hop").is_none());
         assert!(out.get("connection").is_none());
@@ -194,6 +226,47 @@ routes: [{path: /mcp, upstream: "http://127.0.0.1:3001/mcp", resource: "https://
         ] {
             assert_eq!(out[kept], h[kept], "{kept}");
         }
+    }
+
+    #[test]
+    fn underscore_twins_overrides_and_body_headers_are_not_forwarded() {
+        let mut h = HeaderMap::new();
+        for (k, v) in [
+            ("x_mcp_subject", "admin"),
+            ("authorization_", "x"),
+            ("x-original-url", "/admin"),
+            ("x-rewrite-url", "/admin"),
+            ("x-http-method-override", "DELETE"),
+            ("content-type", "application/json; charset=utf-7"),
+            ("content-encoding", "gzip"),
+            ("content-length", "99"),
+            ("x-custom", "kept"),
+        ] {
+            h.append(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_static(v),
+            );
+        }
+        let conn = ClientConn {
+            peer: "10.0.0.7:5555".parse().unwrap(),
+            tls: false,
+        };
+        let out = upstream_request(&h, &route(), conn, true).unwrap();
+        for gone in [
+            "x_mcp_subject",
+            "authorization_",
+            "x-original-url",
+            "x-rewrite-url",
+            "x-http-method-override",
+            "content-encoding",
+            "content-length",
+        ] {
+            assert!(out.get(gone).is_none(), "{gone}");
+        }
+        assert_eq!(out["content-type"], "application/json");
+        assert_eq!(out["x-custom"], "kept");
+        let out = upstream_request(&h, &route(), conn, false).unwrap();
+        assert!(out.get("content-type").is_none());
     }
 
     #[test]

@@ -62,12 +62,13 @@ pub async fn forward(
         up.authority,
         headers::upstream_path(&up.path_and_query, parts.uri.query())
     );
+    let has_body = !body.is_empty();
     let mut req = Request::builder()
         .method(parts.method.clone())
         .uri(uri)
         .body(body::full(body))
         .map_err(|e| ForwardError::Build(e.to_string()))?;
-    *req.headers_mut() = headers::upstream_request(&parts.headers, route, conn)?;
+    *req.headers_mut() = headers::upstream_request(&parts.headers, route, conn, has_body)?;
 
     let resp = tokio::time::timeout(route.upstream_timeout, client.request(req))
         .await

@@ -80,10 +80,15 @@ pub enum Target {
     None,
     /// `tools/call` of `params.name`.
     Tool(String),
-    /// `resources/read|subscribe|unsubscribe` of `params.uri`, or a completion on a resource.
+    /// `resources/read|subscribe|unsubscribe` of `params.uri`, or a
+    /// completion on a resource, in canonical form ([`uri::canonical`]).
     Resource(String),
     /// `prompts/get` of `params.name`, or a completion on a prompt.
     Prompt(String),
+    /// `subscriptions/listen` (2026-07-28) of every URI in
+    /// `params.notifications.resourceSubscriptions`, each judged as
+    /// `resources/subscribe`. Canonical, like [`Target::Resource`].
+    Resources(Vec<String>),
 }
 
 /// Limits on the shape of a body.
@@ -113,9 +118,12 @@ pub enum JsonRpcError {
     /// The target exceeds [`MAX_TARGET_LEN`].
     #[error("target name or URI too long")]
     TargetTooLong,
-    /// A resource URI with dot-segments or encoded separators.
-    #[error("resource URI with dot-segments or encoded separators")]
-    AmbiguousUri,
+    /// A resource URI that upstreams could read differently.
+    #[error("{0}")]
+    AmbiguousUri(#[from] uri::UriError),
+    /// A method or name with control characters or surrounding whitespace.
+    #[error("{0} contains a control character or leading or trailing whitespace")]
+    AmbiguousName(&'static str),
     /// `Mcp-Method`/`Mcp-Name` disagree with the body.
     #[error("{0} header does not match the body")]
     HeaderMismatch(&'static str),
@@ -132,10 +140,10 @@ impl RpcCall {
 }
 
 impl Target {
-    /// The tool/prompt name or resource URI.
+    /// The tool/prompt name or resource URI (`None` for none or several).
     pub fn name(&self) -> Option<&str> {
         match self {
-            Target::None => None,
+            Target::None | Target::Resources(_) => None,
             Target::Tool(s) | Target::Resource(s) | Target::Prompt(s) => Some(s),
         }
     }
@@ -192,21 +200,6 @@ pub fn check_strict_json(bytes: &[u8], max_depth: usize) -> Result<(), String> {
     .map_err(|e| short(&e))
 }
 
-/// A resource URI the policy can judge: no dot-segments, no percent-encoded
-/// dots or separators, no backslashes. Servers may normalize such URIs after
-/// the gateway matched them (`file:///public/../private`), so they are refused.
-fn is_judgeable_uri(uri: &str) -> bool {
-    let lower = uri.to_ascii_lowercase();
-    let encoded = ["%2e", "%2f", "%5c", "%00"]
-        .iter()
-        .any(|e| lower.contains(e));
-    let dot_segment = uri
-        .split(['/', '?', '#'])
-        .skip(1)
-        .any(|seg| seg == "." || seg == "..");
-    !encoded && !dot_segment && !uri.contains('\\')
-}
-
 /// Checks MCP 2026-07-28 `Mcp-Method`/`Mcp-Name` headers against the body.
 pub fn check_headers(headers: &HeaderMap, envelope: &Envelope) -> Result<(), JsonRpcError> {
     let one = |name: &'static str| -> Result<Option<&str>, JsonRpcError> {
@@ -234,11 +227,14 @@ pub fn check_headers(headers: &HeaderMap, envelope: &Envelope) -> Result<(), Jso
     }
     if let Some(n) = name {
         let decoded = decode_header_value(n).ok_or(JsonRpcError::HeaderMismatch("Mcp-Name"))?;
-        let body_name = match &call.target {
-            Target::Tool(s) | Target::Resource(s) | Target::Prompt(s) => s.as_str(),
-            Target::None => return Err(JsonRpcError::HeaderMismatch("Mcp-Name")),
+        // The body's URI is held in canonical form; the header's is compared
+        // in the same form.
+        let matches = match &call.target {
+            Target::Tool(s) | Target::Prompt(s) => decoded == *s,
+            Target::Resource(s) => uri::canonical(&decoded).is_ok_and(|h| h == *s),
+            Target::None | Target::Resources(_) => false,
         };
-        if decoded != body_name {
+        if !matches {
             return Err(JsonRpcError::HeaderMismatch("Mcp-Name"));
         }
     }
@@ -259,7 +255,9 @@ fn decode_header_value(v: &str) -> Option<String> {
     }
 }
 
+pub mod media;
 mod strict;
+pub mod uri;
 
 #[cfg(test)]
 mod tests;

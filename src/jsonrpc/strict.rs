@@ -7,7 +7,7 @@ use std::fmt;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
-use super::{JsonRpcError, MAX_TARGET_LEN, ParseLimits, RpcCall, Target, is_judgeable_uri};
+use super::{JsonRpcError, MAX_TARGET_LEN, ParseLimits, RpcCall, Target, uri};
 
 pub(super) enum Top {
     /// One message.
@@ -30,6 +30,10 @@ struct RawParams {
     name: Option<Scalar>,
     uri: Option<Scalar>,
     reference: Option<RawRef>,
+    /// `notifications.resourceSubscriptions` of `subscriptions/listen`
+    /// (2026-07-28): `None` when absent, `Some(Err(()))` when not an array of
+    /// strings.
+    subscriptions: Option<Result<Vec<String>, ()>>,
 }
 
 #[derive(Default)]
@@ -68,6 +72,7 @@ impl RawMessage {
                 "a request cannot carry `result` or `error`".into(),
             ));
         }
+        check_name(&method, "method")?;
         let p = self.params;
         let target = match method.as_str() {
             "tools/call" => Target::Tool(required(p.name, "tools/call", "params.name")?),
@@ -95,19 +100,61 @@ impl RawMessage {
                     }
                 }
             }
+            "subscriptions/listen" => match p.subscriptions {
+                None => Target::None,
+                Some(Ok(uris)) => Target::Resources(
+                    uris.iter()
+                        .map(|u| canonical_uri(u))
+                        .collect::<Result<_, _>>()?,
+                ),
+                Some(Err(())) => {
+                    return Err(JsonRpcError::MissingTarget(
+                        "subscriptions/listen",
+                        "params.notifications.resourceSubscriptions as an array of strings",
+                    ));
+                }
+            },
             _ => Target::None,
         };
-        if let Target::Resource(uri) = &target {
-            if !is_judgeable_uri(uri) {
-                return Err(JsonRpcError::AmbiguousUri);
+        let target = match target {
+            Target::Resource(raw) => Target::Resource(canonical_uri(&raw)?),
+            Target::Tool(name) => {
+                check_name(&name, "params.name")?;
+                Target::Tool(name)
             }
-        }
+            Target::Prompt(name) => {
+                check_name(&name, "params.name")?;
+                Target::Prompt(name)
+            }
+            other => other,
+        };
         Ok(RpcCall {
             method: Some(method),
             id: self.id,
             target,
         })
     }
+}
+
+/// A method, tool or prompt name that every parser reads the same way: no
+/// control characters (a C server stops at NUL), no leading or trailing
+/// whitespace (a trimming server would drop it).
+fn check_name(name: &str, what: &'static str) -> Result<(), JsonRpcError> {
+    let bad = name.chars().any(char::is_control)
+        || name.starts_with(char::is_whitespace)
+        || name.ends_with(char::is_whitespace);
+    if bad {
+        Err(JsonRpcError::AmbiguousName(what))
+    } else {
+        Ok(())
+    }
+}
+
+fn canonical_uri(raw: &str) -> Result<String, JsonRpcError> {
+    if raw.len() > MAX_TARGET_LEN {
+        return Err(JsonRpcError::TargetTooLong);
+    }
+    uri::canonical(raw).map_err(JsonRpcError::AmbiguousUri)
 }
 
 fn required(
@@ -286,6 +333,9 @@ impl<'de> Visitor<'de> for ParamsSeed {
                 "name" => p.name = Some(map.next_value_seed(ScalarSeed { inner })?),
                 "uri" => p.uri = Some(map.next_value_seed(ScalarSeed { inner })?),
                 "ref" => p.reference = Some(map.next_value_seed(RefSeed { inner })?),
+                "notifications" => {
+                    p.subscriptions = map.next_value_seed(NotificationsSeed { inner })?;
+                }
                 _ => map.next_value_seed(inner)?,
             }
         }
@@ -335,6 +385,120 @@ impl<'de> Visitor<'de> for RefSeed {
     }
 }
 
+/// `params.notifications` of `subscriptions/listen`: keeps
+/// `resourceSubscriptions`, checks the rest strictly.
+struct NotificationsSeed {
+    inner: Strict,
+}
+
+impl<'de> DeserializeSeed<'de> for NotificationsSeed {
+    type Value = Option<Result<Vec<String>, ()>>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for NotificationsSeed {
+    type Value = Option<Result<Vec<String>, ()>>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a notifications object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        self.inner.check_depth::<A::Error>()?;
+        let mut out = None;
+        let mut keys = Keys::default();
+        let inner = self.inner.deeper();
+        while let Some(key) = map.next_key::<String>()? {
+            keys.insert::<A::Error>(&key)?;
+            if key == "resourceSubscriptions" {
+                out = Some(map.next_value_seed(StringsSeed { inner })?);
+            } else {
+                map.next_value_seed(inner)?;
+            }
+        }
+        Ok(out)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+        self.inner.visit_seq(seq)?;
+        Ok(Some(Err(())))
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(Some(Err(())))
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(Some(Err(())))
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(Some(Err(())))
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(Some(Err(())))
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(Some(Err(())))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+}
+
+/// An array whose items must all be strings; `Err(())` otherwise (the
+/// value is still walked strictly).
+struct StringsSeed {
+    inner: Strict,
+}
+
+impl<'de> DeserializeSeed<'de> for StringsSeed {
+    type Value = Result<Vec<String>, ()>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for StringsSeed {
+    type Value = Result<Vec<String>, ()>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an array of strings")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        self.inner.check_depth::<A::Error>()?;
+        let mut out = Ok(Vec::new());
+        let item = ScalarSeed {
+            inner: self.inner.deeper(),
+        };
+        while let Some(v) = seq.next_element_seed(item)? {
+            match (v, &mut out) {
+                (Scalar::Str(s), Ok(list)) => list.push(s),
+                _ => out = Err(()),
+            }
+        }
+        Ok(out)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        self.inner.visit_map(map)?;
+        Ok(Err(()))
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(Err(()))
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(Err(()))
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(Err(()))
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(Err(()))
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(Err(()))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(Err(()))
+    }
+}
+
+#[derive(Clone, Copy)]
 struct ScalarSeed {
     inner: Strict,
 }

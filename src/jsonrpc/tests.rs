@@ -232,7 +232,10 @@ fn resource_uris_that_a_server_could_normalize_are_refused() {
             r#"{{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{{"uri":{}}}}}"#,
             serde_json::json!(uri)
         );
-        assert_eq!(err(&body), JsonRpcError::AmbiguousUri, "{uri}");
+        assert!(
+            matches!(err(&body), JsonRpcError::AmbiguousUri(_)),
+            "{uri}"
+        );
     }
     let ok = one(
         r#"{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":"file:///public/a..b/c.txt"}}"#,
@@ -241,6 +244,76 @@ fn resource_uris_that_a_server_could_normalize_are_refused() {
         ok.target,
         Target::Resource("file:///public/a..b/c.txt".into())
     );
+}
+
+#[test]
+fn resource_uris_are_judged_in_canonical_form() {
+    for (uri, canonical) in [
+        ("DEMO://resource/dynamic/text/1", "demo://resource/dynamic/text/1"),
+        ("db://customers/vi%70", "db://customers/vip"),
+    ] {
+        let body = format!(
+            r#"{{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{{"uri":{}}}}}"#,
+            serde_json::json!(uri)
+        );
+        assert_eq!(one(&body).target, Target::Resource(canonical.into()), "{uri}");
+    }
+    for uri in [
+        "demo://resource/static/document/.\\t./.\\t./dynamic/text/1",
+        " demo://resource/dynamic/text/1",
+        "demo://resource/dynamic/text/1\\n",
+    ] {
+        let body = format!(
+            r#"{{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{{"uri":"{uri}"}}}}"#
+        );
+        assert!(matches!(err(&body), JsonRpcError::AmbiguousUri(_)), "{uri}");
+    }
+}
+
+#[test]
+fn names_and_methods_with_controls_or_edge_whitespace_are_refused() {
+    for (method, name) in [
+        ("tools/call\\u0000", "echo"),
+        ("tools/call\\n", "echo"),
+        ("tools/call ", "echo"),
+        ("notifications/initialized\\u0000", "echo"),
+        ("tools/call", "admin_reset\\u0000"),
+        ("tools/call", " admin_reset"),
+        ("tools/call", "admin_reset\\t"),
+        ("tools/call", "admin\\u0085reset"),
+        ("prompts/get", "admin\\r"),
+    ] {
+        let body = format!(
+            r#"{{"jsonrpc":"2.0","id":1,"method":"{method}","params":{{"name":"{name}"}}}}"#
+        );
+        assert!(
+            matches!(err(&body), JsonRpcError::AmbiguousName(_)),
+            "{method:?} {name:?}"
+        );
+    }
+}
+
+#[test]
+fn subscriptions_listen_names_its_resources() {
+    let call = one(
+        r#"{"jsonrpc":"2.0","id":1,"method":"subscriptions/listen","params":{"notifications":{"resourcesListChanged":true,"resourceSubscriptions":["file:///public/a","DEMO://x/y"]}}}"#,
+    );
+    assert_eq!(
+        call.target,
+        Target::Resources(vec!["file:///public/a".into(), "demo://x/y".into()])
+    );
+    let none = one(
+        r#"{"jsonrpc":"2.0","id":1,"method":"subscriptions/listen","params":{"notifications":{"toolsListChanged":true}}}"#,
+    );
+    assert_eq!(none.target, Target::None);
+    for bad in [
+        r#"{"jsonrpc":"2.0","id":1,"method":"subscriptions/listen","params":{"notifications":{"resourceSubscriptions":"file:///x"}}}"#,
+        r#"{"jsonrpc":"2.0","id":1,"method":"subscriptions/listen","params":{"notifications":{"resourceSubscriptions":[1]}}}"#,
+        r#"{"jsonrpc":"2.0","id":1,"method":"subscriptions/listen","params":{"notifications":{"resourceSubscriptions":["file:///a/../b"]}}}"#,
+        r#"{"jsonrpc":"2.0","id":1,"method":"subscriptions/listen","params":{"notifications":{"resourceSubscriptions":[],"resourceSubscriptions":[]}}}"#,
+    ] {
+        assert!(parse(bad.as_bytes(), LIMITS).is_err(), "{bad}");
+    }
 }
 
 #[test]

@@ -192,3 +192,36 @@ fn property_missing_scope_always_denies() {
         }
     }
 }
+
+#[test]
+fn every_subscription_is_judged_as_resources_subscribe() {
+    let mut p = policy(Unlisted::Deny);
+    p.methods
+        .insert("resources/subscribe".to_owned(), s(&["subs"]));
+    let listen = |uris: &[&str]| {
+        call(
+            "subscriptions/listen",
+            Target::Resources(uris.iter().map(|u| u.to_string()).collect()),
+        )
+    };
+    let d = decide_call(
+        Some(&p),
+        &[],
+        &s(&["subs"]),
+        &listen(&["file:///public/a", "db://customers/7"]),
+    );
+    assert_eq!(d.required, s(&["crm:read", "subs"]));
+    assert_eq!(d.missing, s(&["crm:read"]));
+    assert!(!d.allowed());
+    let d = decide_call(Some(&p), &[], &s(&["subs"]), &listen(&["file:///public/a"]));
+    assert!(d.allowed());
+    let d = decide_call(
+        Some(&p),
+        &[],
+        &s(&["subs", "crm:read"]),
+        &listen(&["file:///public/a", "file:///private/x"]),
+    );
+    assert!(d.unlisted, "one unlisted subscription refuses the call");
+    let d = decide_call(Some(&p), &[], &s(&[]), &listen(&[]));
+    assert!(d.allowed(), "no subscriptions, nothing to judge");
+}

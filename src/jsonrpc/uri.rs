@@ -1,0 +1,244 @@
+//! Stage 5, resource URIs: the one form of a `params.uri` that the policy
+//! judges, which is the form the upstream SDKs act on.
+//!
+//! The TS SDK reads `params.uri` with WHATWG `new URL()` and the Python SDK
+//! with pydantic's `AnyUrl` (the `url` crate underneath): both delete TAB, LF
+//! and CR anywhere, trim C0 controls and spaces, lowercase the scheme (and a
+//! special scheme's host), and resolve `.`/`..` segments, also as `%2e`. The
+//! Python SDK then percent-decodes the values a resource template captures
+//! (`db://customers/vi%70` is `vip`). So a URI is judged as follows
+//! (README, "Security model"):
+//!
+//! 1. refused if it holds a control character (U+0000–U+001F, U+007F–U+009F),
+//!    a backslash, whitespace other than an inner U+0020, or leading or
+//!    trailing whitespace: an SDK would silently delete or rewrite them;
+//! 2. refused if a path segment is `.` or `..`, in any encoding: a server that
+//!    reads the raw string and one that resolves it would reach different
+//!    resources;
+//! 3. parsed as a WHATWG URL (the `url` crate); not an absolute URL: refused;
+//! 4. its serialization percent-decoded, so that `vi%70` and `vip` are one
+//!    URI; an escape that decodes to a delimiter (`/ ? # %`), a backslash or a
+//!    control character, or bytes that are not UTF-8, is refused, because a
+//!    decoding server would cross a rule boundary the gateway did not.
+//!
+//! Resource patterns in the config are held to the same form (see
+//! [`pattern_problem`]), so a rule and a request compare like with like.
+
+/// Why a resource URI cannot be judged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum UriError {
+    /// A control character, backslash, or whitespace an SDK would delete.
+    #[error("resource URI contains a control character, backslash or stray whitespace")]
+    Characters,
+    /// A `.` or `..` segment, plain or percent-encoded.
+    #[error("resource URI contains dot-segments")]
+    DotSegment,
+    /// Not an absolute URL.
+    #[error("resource URI is not an absolute URI")]
+    NotAbsolute,
+    /// A percent-escape that decodes to a delimiter, a control character or
+    /// bytes that are not UTF-8.
+    #[error("resource URI contains an encoded delimiter or invalid escape")]
+    Escape,
+}
+
+/// The canonical form of a resource URI, or why it cannot be judged.
+pub fn canonical(uri: &str) -> Result<String, UriError> {
+    check_characters(uri)?;
+    if has_dot_segment(uri) {
+        return Err(UriError::DotSegment);
+    }
+    let parsed = url::Url::parse(uri).map_err(|_| UriError::NotAbsolute)?;
+    decode(parsed.as_str())
+}
+
+/// Why a resource pattern from the config can never match a canonical URI,
+/// or `None` when it is in canonical form. Wildcards and `{var}`s are
+/// replaced by a plain segment before the check.
+pub fn pattern_problem(pattern: &str) -> Option<String> {
+    let sample = sample_instance(pattern);
+    if pattern.contains('%') {
+        return Some(
+            "resource URIs are matched percent-decoded: write the characters, not `%XX` escapes"
+                .into(),
+        );
+    }
+    match canonical(&sample) {
+        // Not a URL at all (e.g. a bare `**`): nothing to compare.
+        Err(UriError::NotAbsolute) => None,
+        Err(e) => Some(e.to_string()),
+        Ok(c) if c == sample => None,
+        Ok(c) => Some(format!(
+            "upstreams read `{sample}` as `{c}`; write the pattern in that form"
+        )),
+    }
+}
+
+/// `pattern` with `**`, `*` and `{var}` replaced by `x`: a URI the pattern
+/// matches, for comparing patterns with each other and with their canonical
+/// form.
+pub fn sample_instance(pattern: &str) -> String {
+    let mut out = String::with_capacity(pattern.len());
+    let mut chars = pattern.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '*' => {
+                while chars.peek() == Some(&'*') {
+                    chars.next();
+                }
+                out.push('x');
+            }
+            '{' => {
+                for c in chars.by_ref() {
+                    if c == '}' {
+                        break;
+                    }
+                }
+                out.push('x');
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn check_characters(uri: &str) -> Result<(), UriError> {
+    let stray = |c: char| c.is_whitespace() && c != ' ';
+    let bad = uri
+        .chars()
+        .any(|c| c.is_control() || c == '\\' || stray(c))
+        || uri.starts_with(char::is_whitespace)
+        || uri.ends_with(char::is_whitespace);
+    if bad {
+        Err(UriError::Characters)
+    } else {
+        Ok(())
+    }
+}
+
+/// Whether a segment after the scheme is `.` or `..`, with any of its dots
+/// written as `%2e` (any case), as WHATWG URL parsing treats them.
+fn has_dot_segment(uri: &str) -> bool {
+    let rest = uri.split_once(':').map_or(uri, |(_, rest)| rest);
+    // Query and fragment are not resolved by URL parsers.
+    let path = rest.split(['?', '#']).next().unwrap_or_default();
+    path.split('/').any(|seg| {
+        let lower = seg.to_ascii_lowercase();
+        let dots = lower.replace("%2e", ".");
+        dots == "." || dots == ".."
+    })
+}
+
+/// Percent-decodes a serialized URL, refusing escapes that would move a
+/// boundary.
+fn decode(serialized: &str) -> Result<String, UriError> {
+    if !serialized.contains('%') {
+        return Ok(serialized.to_owned());
+    }
+    let bytes = serialized.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] != b'%' {
+            out.push(bytes[i]);
+            i += 1;
+            continue;
+        }
+        let hex = bytes.get(i + 1..i + 3).ok_or(UriError::Escape)?;
+        let byte = std::str::from_utf8(hex)
+            .ok()
+            .and_then(|h| u8::from_str_radix(h, 16).ok())
+            .ok_or(UriError::Escape)?;
+        let crosses =
+            matches!(byte, b'/' | b'?' | b'#' | b'%' | b'\\') || byte.is_ascii_control();
+        if crosses {
+            return Err(UriError::Escape);
+        }
+        out.push(byte);
+        i += 3;
+    }
+    let decoded = String::from_utf8(out).map_err(|_| UriError::Escape)?;
+    // A decoded C1 control or stray whitespace is refused like a literal one.
+    check_characters(&decoded)?;
+    Ok(decoded)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sdk_normalizations_are_applied() {
+        for (input, want) in [
+            ("DEMO://resource/x", "demo://resource/x"),
+            ("db://customers/vi%70", "db://customers/vip"),
+            ("db://customers/vi%2570", "refused"),
+            ("file:///public/caf%C3%A9", "file:///public/café"),
+            ("file:///public/café", "file:///public/café"),
+            ("file:///public/a b", "file:///public/a b"),
+            ("HTTPS://Example.COM:443/a", "https://example.com/a"),
+            ("file://localhost/etc/x", "file:///etc/x"),
+            ("demo://resource/static/document/1", "demo://resource/static/document/1"),
+        ] {
+            let got = canonical(input).unwrap_or_else(|_| "refused".into());
+            assert_eq!(got, want, "{input:?}");
+        }
+    }
+
+    #[test]
+    fn what_an_sdk_would_rewrite_is_refused() {
+        for bad in [
+            "demo://resource/static/document/.\t./.\t./dynamic/text/1",
+            "file:///public/.\t./private/secret.txt",
+            "file:///public/x\n",
+            " demo://resource/dynamic/text/1",
+            "demo://resource/dynamic/text/1 ",
+            "demo://resource/\u{0}x",
+            "demo://resource/\u{85}x",
+            "demo://resource/\u{a0}x",
+            "file:///public/../private",
+            "file:///public/./x",
+            "file:///public/%2e%2E/private",
+            "file:///public/.%2e/private",
+            "file:///public/%2e/private",
+            "file:///public/a%2fb",
+            "file:///public/a%5cb",
+            "file:///public\\..\\private",
+            "file:///public/a%00b",
+            "file:///public/a%C2%85b",
+            "file:///public/a%ffb",
+            "file:///public/a%3Fb",
+            "file:///public/a%23b",
+            "file:///public/a%zz",
+            "file:///public/a%4",
+            "relative/path",
+            "",
+        ] {
+            assert!(canonical(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn dots_inside_names_are_fine() {
+        assert_eq!(
+            canonical("file:///public/..hidden/a.txt").as_deref(),
+            Ok("file:///public/..hidden/a.txt")
+        );
+        assert_eq!(
+            canonical("file:///public/x?path=../y").as_deref(),
+            Ok("file:///public/x?path=../y")
+        );
+    }
+
+    #[test]
+    fn patterns_must_be_canonical() {
+        assert_eq!(pattern_problem("file:///public/**"), None);
+        assert_eq!(pattern_problem("db://customers/{id}"), None);
+        assert_eq!(pattern_problem("**"), None);
+        assert!(pattern_problem("DEMO://x/**").is_some());
+        assert!(pattern_problem("db://customers/vi%70").is_some());
+        assert!(pattern_problem("https://Example.com/**").is_some());
+        assert!(pattern_problem("file:///public/../x").is_some());
+        assert_eq!(sample_instance("db://{t}/x/**/*.md"), "db://x/x/x/x.md");
+    }
+}
