@@ -3,11 +3,13 @@
 //! keeps the *last* of duplicate keys, as JavaScript and Python do) reads the
 //! same `method` and the same target for every message. So the method the
 //! gateway authorizes is the method an upstream executes: never allows what
-//! the reference decision would deny.
+//! the reference decision would deny. A resource URI is compared in the
+//! canonical form the gateway judges (`jsonrpc::uri::canonical` of the
+//! reference's string), and every `subscriptions/listen` subscription too.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mcp_auth_gateway::jsonrpc::{self, Envelope, ParseLimits, Target};
+use mcp_auth_gateway::jsonrpc::{self, Envelope, ParseLimits, Target, uri};
 use serde_json::Value;
 
 fn target_of(msg: &Value) -> Option<String> {
@@ -39,12 +41,24 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(messages.len(), envelope.calls().len());
     for (call, msg) in envelope.calls().iter().zip(messages) {
         assert_eq!(call.method.as_deref(), msg.get("method").and_then(Value::as_str), "method differs");
-        let ours = match &call.target {
-            Target::None => None,
-            Target::Tool(s) | Target::Resource(s) | Target::Prompt(s) => Some(s.clone()),
-        };
-        if ours.is_some() {
-            assert_eq!(ours, target_of(msg), "target differs");
+        match &call.target {
+            Target::None => {}
+            Target::Tool(s) | Target::Prompt(s) => {
+                assert_eq!(Some(s.clone()), target_of(msg), "target differs");
+            }
+            Target::Resource(s) => {
+                let reference = target_of(msg).map(|u| uri::canonical(&u).expect("accepted a URI canonical() refuses"));
+                assert_eq!(Some(s.clone()), reference, "resource differs");
+            }
+            Target::Resources(list) => {
+                let reference: Vec<String> = msg["params"]["notifications"]["resourceSubscriptions"]
+                    .as_array()
+                    .expect("subscriptions not an array")
+                    .iter()
+                    .map(|u| uri::canonical(u.as_str().expect("not a string")).expect("refused URI accepted"))
+                    .collect();
+                assert_eq!(list, &reference, "subscriptions differ");
+            }
         }
     }
 });

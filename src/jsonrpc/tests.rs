@@ -250,7 +250,7 @@ fn resource_uris_that_a_server_could_normalize_are_refused() {
 fn resource_uris_are_judged_in_canonical_form() {
     for (uri, canonical) in [
         ("DEMO://resource/dynamic/text/1", "demo://resource/dynamic/text/1"),
-        ("db://customers/vi%70", "db://customers/vip"),
+        ("file:///public/caf%C3%A9", "file:///public/café"),
     ] {
         let body = format!(
             r#"{{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{{"uri":{}}}}}"#,
@@ -262,6 +262,7 @@ fn resource_uris_are_judged_in_canonical_form() {
         "demo://resource/static/document/.\\t./.\\t./dynamic/text/1",
         " demo://resource/dynamic/text/1",
         "demo://resource/dynamic/text/1\\n",
+        "db://customers/vi%70",
     ] {
         let body = format!(
             r#"{{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{{"uri":"{uri}"}}}}"#

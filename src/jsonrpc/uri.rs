@@ -16,10 +16,15 @@
 //!    reads the raw string and one that resolves it would reach different
 //!    resources;
 //! 3. parsed as a WHATWG URL (the `url` crate); not an absolute URL: refused;
-//! 4. its serialization percent-decoded, so that `vi%70` and `vip` are one
-//!    URI; an escape that decodes to a delimiter (`/ ? # %`), a backslash or a
-//!    control character, or bytes that are not UTF-8, is refused, because a
-//!    decoding server would cross a rule boundary the gateway did not.
+//! 4. its serialization percent-decoded; an escape that decodes to a
+//!    delimiter (`/ ? # %`), a backslash or a control character, or bytes
+//!    that are not UTF-8, is refused, because a decoding server would cross a
+//!    rule boundary the gateway did not;
+//! 5. refused unless the decoded form serializes back to the same URL: every
+//!    escape left is one WHATWG itself writes (a space, `é`), never one the
+//!    client chose (`vi%70`). So a server that decodes (Python templates)
+//!    and one that does not (a TS exact-URI lookup) read one resource name,
+//!    and the decoded form the gateway judges is that name.
 //!
 //! Resource patterns in the config are held to the same form (see
 //! [`pattern_problem`]), so a rule and a request compare like with like.
@@ -49,7 +54,30 @@ pub fn canonical(uri: &str) -> Result<String, UriError> {
         return Err(UriError::DotSegment);
     }
     let parsed = url::Url::parse(uri).map_err(|_| UriError::NotAbsolute)?;
-    decode(parsed.as_str())
+    let decoded = decode(parsed.as_str())?;
+    let again = url::Url::parse(&decoded).map_err(|_| UriError::Escape)?;
+    if upper_escapes(again.as_str()) != upper_escapes(parsed.as_str()) {
+        return Err(UriError::Escape);
+    }
+    Ok(decoded)
+}
+
+/// `s` with the hex digits of every `%XX` escape in upper case (RFC 3986
+/// §6.2.2.1: the case of an escape carries no meaning).
+fn upper_escapes(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.contains('%') {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(at) = rest.find('%') {
+        out.push_str(&rest[..at]);
+        let esc: String = rest[at..].chars().take(3).collect();
+        out.push_str(&esc.to_ascii_uppercase());
+        rest = &rest[at + esc.len()..];
+    }
+    out.push_str(rest);
+    std::borrow::Cow::Owned(out)
 }
 
 /// Why a resource pattern from the config can never match a canonical URI,
@@ -171,9 +199,13 @@ mod tests {
     fn sdk_normalizations_are_applied() {
         for (input, want) in [
             ("DEMO://resource/x", "demo://resource/x"),
-            ("db://customers/vi%70", "db://customers/vip"),
+            ("db://customers/vi%70", "refused"),
+            ("db://customers/%41", "refused"),
             ("db://customers/vi%2570", "refused"),
             ("file:///public/caf%C3%A9", "file:///public/café"),
+            ("file:///public/caf%c3%a9", "file:///public/café"),
+            ("file:///public/a%20b", "file:///public/a b"),
+            ("file:///public/%7Bx%7D", "file:///public/{x}"),
             ("file:///public/café", "file:///public/café"),
             ("file:///public/a b", "file:///public/a b"),
             ("HTTPS://Example.COM:443/a", "https://example.com/a"),

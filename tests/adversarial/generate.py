@@ -188,8 +188,8 @@ body("tools/call with a null name", 400, '{"jsonrpc":"2.0","id":1,"method":"tool
 body("tools/call with positional params", 400, '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":["admin_reset"]}')
 body("unlisted tool", 403, rpc("tools/call", {"name": "drop_database"}))
 body("tool name differing in case", 403, rpc("tools/call", {"name": "Echo"}))
-body("tool name with a trailing space", 403, rpc("tools/call", {"name": "echo "}))
-body("tool name with a NUL", 403, '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo\\u0000"}}')
+body("tool name with a trailing space", 400, rpc("tools/call", {"name": "echo "}))
+body("tool name with a NUL", 400, '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo\\u0000"}}')
 body("tool name too long", 400, rpc("tools/call", {"name": "a" * 9000}))
 body("resources/read outside the allowed tree", 403, rpc("resources/read", {"uri": "file:///private/secret.txt"}))
 body("resources/read with dot-segments", 400, rpc("resources/read", {"uri": "file:///public/../private/secret.txt"}))
@@ -221,6 +221,46 @@ body("Mcp-Name invalid base64", 400, CALL_ADMIN, headers=[["mcp-name", "=?base64
 body("two Mcp-Method headers", 400, CALL_ECHO, headers=[["mcp-method", "tools/call"], ["mcp-method", "tools/call"]])
 body("Mcp-Name on a batch", 400, "[" + CALL_ECHO + "]", headers=[["mcp-name", "echo"]])
 body("matching MCP headers, denied tool", 403, CALL_ADMIN, headers=[["mcp-method", "tools/call"], ["mcp-name", "admin_reset"]])
+
+# ---- reading differentials: bytes an upstream would read differently --------
+# (README "Security model", canonicalization rules)
+UTF7_SMUGGLE = ('{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"echo","arguments":'
+                '{"message":"x+ACIAfQ-,+ACI-name+ACI-:+ACI-admin_reset+ACI-,+ACI-z+ACI-:{+ACI-a+ACI-:+ACI-"}}}')
+for charset in ["utf-7", "UTF-7", "utf-16", "utf-16le", "utf-32", "iso-8859-1", "latin1", "ascii", '"utf-7"']:
+    body(f"charset={charset}", 415, UTF7_SMUGGLE, content_type=f"application/json; charset={charset}")
+for ctype in ["text/plain", "application/json-rpc", "application/x-www-form-urlencoded", "application/json; boundary=x"]:
+    body(f"Content-Type {ctype}", 415, CALL_ECHO, content_type=ctype)
+body("two Content-Types", 415, CALL_ECHO, headers=[["content-type", "application/json; charset=utf-7"]])
+for coding in ["gzip", "x-gzip", "deflate", "br", "identity, gzip", "GZIP"]:
+    body(f"Content-Encoding {coding}", 415, CALL_ECHO, headers=[["content-encoding", coding]])
+body("control: charset=utf-8 is read as it is", 403, CALL_ADMIN, content_type="application/json; charset=UTF-8")
+body("control: no Content-Type, canonical one sent upstream", 200, CALL_ECHO, content_type=None, upstream=True)
+case("GET with a body", 400, method="GET", body=CALL_ADMIN, auth="Bearer {{token_admin}}")
+case("DELETE with a body", 400, method="DELETE", body=CALL_ADMIN, auth="Bearer {{token_admin}}")
+for name, method in [("NUL", "tools/call\u0000"), ("LF", "tools/call\n"), ("trailing space", "tools/call "),
+                     ("leading TAB", "\ttools/call"), ("DEL", "tools/call\u007f"), ("NEL", "tools/call\u0085"),
+                     ("NUL notification", "notifications/initialized\u0000")]:
+    body(f"method with {name}", 400, '{"jsonrpc":"2.0","id":1,"method":"' + method + '","params":{"name":"admin_reset"}}')
+for name, tool in [("leading space", " admin_reset"), ("TAB", "admin_reset\t"), ("CR", "admin_reset\r"), ("NBSP", "admin_reset\u00a0"),
+                   ("C1", "admin\u009freset")]:
+    body(f"tool name with {name}", 400, '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"' + tool + '"}}')
+for uri in ["file:///public/.\t./private/secret.txt", "file:///public/.\r./private/secret.txt", "file:///public/.\n./private/secret.txt",
+            " file:///private/secret.txt", "file:///private/secret.txt ", "\u0000file:///public/x", "file:///public/x\u0000",
+            "file:///public/%2E%2e/private/secret.txt", "file:///public/.%2E/private/secret.txt", "file:///public/%2e/x",
+            "file:///public/x%2Fy", "file:///public/x%5Cy", "file:///public/x%3Fy", "file:///public/x%23y", "file:///public/x%25y",
+            "file:///public/x%00y", "file:///public/x%FFy", "file:///public/%70rivate", "file:///publi%63/x", "relative/x"]:
+    body(f"resources/read {uri[:40]!r}", 400, '{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":"' + uri + '"}}')
+body("resources/read, scheme case folded to a public URI", 200, rpc("resources/read", {"uri": "FILE:///public/a.txt"}), upstream=True)
+body("resources/read, scheme case of a private URI", 403, rpc("resources/read", {"uri": "FILE:///private/secret.txt"}))
+body("resources/read, localhost file host of a private URI", 403, rpc("resources/read", {"uri": "file://localhost/private/secret.txt"}))
+body("subscriptions/listen to a private URI", 403, rpc("subscriptions/listen", {"notifications": {"resourceSubscriptions": ["file:///public/a", "file:///private/secret.txt"]}}))
+body("subscriptions/listen with a dot-segment", 400, rpc("subscriptions/listen", {"notifications": {"resourceSubscriptions": ["file:///public/../private/x"]}}))
+body("subscriptions/listen with a non-string subscription", 400, rpc("subscriptions/listen", {"notifications": {"resourceSubscriptions": [{"uri": "file:///private/x"}]}}))
+body("control: subscriptions/listen to public URIs", 200, rpc("subscriptions/listen", {"notifications": {"resourceSubscriptions": ["file:///public/a"]}}), upstream=True)
+for q in ["sessionId=abc", "session_id=abc", "sessionid=abc", "session%49d=abc"]:
+    case(f"legacy session id in the query ({q})", 400, path=f"/mcp?{q}", body=CALL_ECHO)
+for q in ["access%5Ftoken={{token_admin}}", "x=1;access_token={{token_admin}}"]:
+    case(f"encoded token in the query ({q[:14]})", 400, path=f"/mcp?{q}", auth=None, body=CALL_ECHO)
 
 # ---- HTTP framing and paths (raw bytes on the socket) ---------------------------
 def raw(name, expect, text):

@@ -214,8 +214,12 @@ async fn the_adversarial_corpus_never_reaches_the_upstream() {
                 .map(|t| build_token(t, &ctx))
                 .unwrap_or_default();
             let fill = |s: &str| expand_text(&s.replace("{{case_token}}", &case_token), &ctx);
-            let mut headers: Vec<(String, String)> =
-                vec![("content-type".into(), "application/json".into())];
+            // `content_type`: absent = application/json, null = no header.
+            let mut headers: Vec<(String, String)> = match case.get("content_type") {
+                None => vec![("content-type".into(), "application/json".into())],
+                Some(Value::Null) => vec![],
+                Some(t) => vec![("content-type".into(), t.as_str().unwrap().into())],
+            };
             if let Some(auth) = case["auth"].as_str() {
                 headers.push(("authorization".into(), fill(auth)));
             }

@@ -70,12 +70,12 @@ async fn session_ids_are_bound_to_the_principal_that_created_them() {
         (&alice, "up-1"),
         (&alice, forged.as_str()),
     ] {
-        for method in ["POST", "GET", "DELETE"] {
+        for (method, body) in [("POST", PING), ("GET", ""), ("DELETE", "")] {
             let r = send(
                 method,
                 &gw.url("/mcp"),
                 &[("authorization", auth), ("mcp-session-id", session)],
-                PING,
+                body,
             )
             .await;
             assert_eq!(r.status, 404, "{method} {session}: {}", r.text());
