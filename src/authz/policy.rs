@@ -384,4 +384,18 @@ mod tests {
         .unwrap();
         assert_eq!(r.shadowed(), vec![1, 2]);
     }
+
+    #[test]
+    fn partly_shadowed_templates_are_found() {
+        let r = ResourceRules::compile(vec![
+            ("db://{table}/{id}".into(), vec![]),
+            ("db://customers/{id}".into(), vec!["crm:read".into()]),
+            ("db://customers/vip".into(), vec!["crm:admin".into()]),
+            ("file:///a/*.md".into(), vec![]),
+            ("file:///b/**".into(), vec![]),
+        ])
+        .unwrap();
+        assert_eq!(r.shadowed(), vec![2]);
+        assert_eq!(r.overlapped(), vec![(1, 0)]);
+    }
 }
