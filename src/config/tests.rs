@@ -123,3 +123,37 @@ fn example_config_loads() {
     let (config, _warnings) = Config::load(&path).unwrap();
     assert!(!config.routes.is_empty());
 }
+
+#[test]
+fn resource_patterns_must_be_in_canonical_form() {
+    let yaml = format!(
+        "{MINIMAL}    policy:\n      resources:\n        - uri: \"DEMO://x/**\"\n        - uri: \"db://customers/vi%70\"\n        - uri: \"file:///a/../b\"\n        - uri: \"file:///public/**\"\n"
+    );
+    let Err(ConfigError::Invalid(problems)) = load(&yaml) else {
+        panic!("expected invalid");
+    };
+    let paths: Vec<&str> = problems.iter().map(|p| p.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "routes[0].policy.resources[0].uri",
+            "routes[0].policy.resources[1].uri",
+            "routes[0].policy.resources[2].uri",
+        ]
+    );
+    assert!(problems[0].message.contains("demo://x/x"), "{}", problems[0].message);
+    assert!(load(&format!(
+        "{MINIMAL}    policy:\n      resources:\n        - uri: \"file:///public/**\"\n        - uri: \"db://customers/{{id}}\"\n"
+    ))
+    .is_ok());
+}
+
+#[test]
+fn require_typ_defaults_to_on() {
+    assert!(load(MINIMAL).unwrap().issuers[0].require_typ);
+    let off = MINIMAL.replace(
+        "    jwks_uri: https://auth.example.com/jwks\n",
+        "    jwks_uri: https://auth.example.com/jwks\n    require_typ: false\n",
+    );
+    assert!(!load(&off).unwrap().issuers[0].require_typ);
+}

@@ -22,7 +22,6 @@ async fn upstream_gets_the_same_body_and_mcp_headers_but_never_the_token() {
         &gw.url("/mcp"),
         &[
             ("authorization", &auth),
-            ("content-type", "application/json"),
             ("accept", "application/json, text/event-stream"),
             ("mcp-protocol-version", "2025-06-18"),
             ("mcp-method", "tools/call"),
@@ -32,6 +31,10 @@ async fn upstream_gets_the_same_body_and_mcp_headers_but_never_the_token() {
             ("x-forwarded-for", "6.6.6.6"),
             ("connection", "x-hop"),
             ("x-hop", "secret-hop"),
+            ("x_mcp_subject", "admin"),
+            ("x-original-url", "/admin"),
+            ("x-http-method-override", "DELETE"),
+            ("content-type", "application/json; charset=UTF-8"),
         ],
         CALL,
     )
@@ -52,6 +55,9 @@ async fn upstream_gets_the_same_body_and_mcp_headers_but_never_the_token() {
         "token passthrough"
     );
     assert!(seen.headers.get("x-hop").is_none());
+    for dropped in ["x_mcp_subject", "x-original-url", "x-http-method-override"] {
+        assert!(seen.headers.get(dropped).is_none(), "{dropped} forwarded");
+    }
     assert_eq!(seen.headers["host"], upstream.addr.to_string());
     assert_eq!(seen.headers["x-forwarded-for"], "127.0.0.1");
     assert_eq!(seen.headers["x-forwarded-proto"], "http");
