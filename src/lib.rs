@@ -12,6 +12,7 @@ pub mod explain;
 pub mod filter;
 pub mod forward;
 pub mod gateway;
+pub mod json;
 pub mod jsonrpc;
 pub mod reject;
 pub mod server;

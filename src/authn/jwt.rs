@@ -16,7 +16,6 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use super::{AuthnError, KeyStore, Principal};
 use crate::config::Route;
-use crate::jsonrpc;
 
 /// Refuse absurdly large tokens before any decoding work.
 const MAX_TOKEN_LEN: usize = 16 * 1024;
@@ -82,7 +81,7 @@ pub async fn verify(
         let json = URL_SAFE_NO_PAD
             .decode(segment)
             .map_err(|_| AuthnError::Malformed("JWT segment is not base64url"))?;
-        jsonrpc::check_strict_json(&json, 16)
+        crate::json::check_strict(&json, 16)
             .map_err(|_| AuthnError::Malformed("JWT header or claims are not strict JSON"))?;
     }
     let unverified: Unverified = jsonwebtoken::dangerous::insecure_decode_claims(token)

@@ -21,13 +21,11 @@ use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqA
 use serde_json::value::RawValue;
 
 use super::{Allow, FilterError, ListKind};
+use crate::json::{KeySet, Text};
 
 /// One JSON object: its members in order, values unparsed. Duplicate keys
 /// are refused.
 struct Members<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
-
-/// A string that borrows from the input unless it had escapes.
-struct Text<'a>(Cow<'a, str>);
 
 /// What [`rewrite_any`] found.
 pub(super) enum Rewrite {
@@ -184,35 +182,15 @@ impl<'de> Deserialize<'de> for Members<'de> {
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Members<'de>, A::Error> {
                 let mut members: Vec<(Cow<'de, str>, &'de RawValue)> = Vec::new();
+                let mut keys = KeySet::default();
                 while let Some(Text(key)) = map.next_key()? {
-                    if members.iter().any(|(k, _)| *k == key) {
-                        return Err(de::Error::custom(format!("duplicate key `{key}`")));
-                    }
+                    keys.insert::<A::Error>(key.clone())?;
                     members.push((key, map.next_value()?));
                 }
                 Ok(Members(members))
             }
         }
         d.deserialize_map(V)
-    }
-}
-
-impl<'de> Deserialize<'de> for Text<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Text<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a string")
-            }
-            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Text<'de>, E> {
-                Ok(Text(Cow::Borrowed(v)))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Text<'de>, E> {
-                Ok(Text(Cow::Owned(v.to_owned())))
-            }
-        }
-        d.deserialize_str(V)
     }
 }
 

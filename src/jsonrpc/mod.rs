@@ -18,7 +18,8 @@ use http::HeaderMap;
 use serde::de::DeserializeSeed;
 
 use serde_json::Value;
-use strict::{RawMessage, Strict, Top, TopSeed};
+use crate::json::short;
+use strict::{RawMessage, Top, TopSeed};
 
 /// Every method an MCP client sends (2025-06-18 … 2026-07-28), requests and
 /// notifications. Used to warn about misspelled policy keys and to bound
@@ -178,26 +179,6 @@ pub fn parse(body: &[u8], limits: ParseLimits) -> Result<Envelope, JsonRpcError>
                 .collect::<Result<_, _>>()?,
         )),
     }
-}
-
-/// serde_json's message without the position suffix noise kept short.
-fn short(e: &serde_json::Error) -> String {
-    let s = e.to_string();
-    s.chars().take(120).collect()
-}
-
-/// Checks that `bytes` is one JSON value with no duplicate object keys and
-/// nesting within `max_depth`. Used for JWT headers and payloads, where a
-/// duplicate claim could be read differently by another parser.
-pub fn check_strict_json(bytes: &[u8], max_depth: usize) -> Result<(), String> {
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    Strict {
-        depth: 1,
-        max: max_depth,
-    }
-    .deserialize(&mut de)
-    .and_then(|()| de.end())
-    .map_err(|e| short(&e))
 }
 
 /// Checks MCP 2026-07-28 `Mcp-Method`/`Mcp-Name` headers against the body.

@@ -8,6 +8,7 @@ use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visit
 use serde_json::Value;
 
 use super::{JsonRpcError, MAX_TARGET_LEN, ParseLimits, RpcCall, Target, uri};
+use crate::json::{KeySet, Strict, Text};
 
 pub(super) enum Top {
     /// One message.
@@ -231,14 +232,14 @@ impl<'de> Visitor<'de> for MessageSeed {
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawMessage, A::Error> {
         let mut m = RawMessage::default();
-        let mut keys = Keys::default();
+        let mut keys = KeySet::default();
         let inner = Strict {
             depth: self.depth + 1,
             max: self.max,
         };
-        while let Some(key) = map.next_key::<String>()? {
-            keys.insert::<A::Error>(&key)?;
-            match key.as_str() {
+        while let Some(Text(key)) = map.next_key()? {
+            keys.insert::<A::Error>(key.clone())?;
+            match key.as_ref() {
                 "jsonrpc" => m.jsonrpc = Some(map.next_value::<String>()?),
                 "method" => m.method = Some(map.next_value::<String>()?),
                 "id" => m.id = Some(map.next_value_seed(IdSeed)?),
@@ -255,23 +256,6 @@ impl<'de> Visitor<'de> for MessageSeed {
             }
         }
         Ok(m)
-    }
-}
-
-/// Keys seen in one object; refuses duplicates.
-#[derive(Default)]
-struct Keys(Vec<String>);
-
-impl Keys {
-    fn insert<E: de::Error>(&mut self, key: &str) -> Result<(), E> {
-        if self.0.iter().any(|k| k == key) {
-            return Err(E::custom(format!(
-                "duplicate key `{}`",
-                key.chars().take(40).collect::<String>()
-            )));
-        }
-        self.0.push(key.to_owned());
-        Ok(())
     }
 }
 
@@ -325,11 +309,11 @@ impl<'de> Visitor<'de> for ParamsSeed {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawParams, A::Error> {
         self.inner.check_depth::<A::Error>()?;
         let mut p = RawParams::default();
-        let mut keys = Keys::default();
+        let mut keys = KeySet::default();
         let inner = self.inner.deeper();
-        while let Some(key) = map.next_key::<String>()? {
-            keys.insert::<A::Error>(&key)?;
-            match key.as_str() {
+        while let Some(Text(key)) = map.next_key()? {
+            keys.insert::<A::Error>(key.clone())?;
+            match key.as_ref() {
                 "name" => p.name = Some(map.next_value_seed(ScalarSeed { inner })?),
                 "uri" => p.uri = Some(map.next_value_seed(ScalarSeed { inner })?),
                 "ref" => p.reference = Some(map.next_value_seed(RefSeed { inner })?),
@@ -366,11 +350,11 @@ impl<'de> Visitor<'de> for RefSeed {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawRef, A::Error> {
         self.inner.check_depth::<A::Error>()?;
         let mut r = RawRef::default();
-        let mut keys = Keys::default();
+        let mut keys = KeySet::default();
         let inner = self.inner.deeper();
-        while let Some(key) = map.next_key::<String>()? {
-            keys.insert::<A::Error>(&key)?;
-            match key.as_str() {
+        while let Some(Text(key)) = map.next_key()? {
+            keys.insert::<A::Error>(key.clone())?;
+            match key.as_ref() {
                 "type" => r.kind = Some(map.next_value_seed(ScalarSeed { inner })?),
                 "name" => r.name = Some(map.next_value_seed(ScalarSeed { inner })?),
                 "uri" => r.uri = Some(map.next_value_seed(ScalarSeed { inner })?),
@@ -406,10 +390,10 @@ impl<'de> Visitor<'de> for NotificationsSeed {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         self.inner.check_depth::<A::Error>()?;
         let mut out = None;
-        let mut keys = Keys::default();
+        let mut keys = KeySet::default();
         let inner = self.inner.deeper();
-        while let Some(key) = map.next_key::<String>()? {
-            keys.insert::<A::Error>(&key)?;
+        while let Some(Text(key)) = map.next_key()? {
+            keys.insert::<A::Error>(key.clone())?;
             if key == "resourceSubscriptions" {
                 out = Some(map.next_value_seed(StringsSeed { inner })?);
             } else {
@@ -543,75 +527,5 @@ impl<'de> Visitor<'de> for ScalarSeed {
     fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Scalar, A::Error> {
         self.inner.visit_seq(seq)?;
         Ok(Scalar::Other)
-    }
-}
-
-/// Walks any value, refusing duplicate keys and excess depth, keeping nothing.
-/// (`serde::de::IgnoredAny` would skip duplicate keys unchecked.)
-#[derive(Clone, Copy)]
-pub(super) struct Strict {
-    pub(super) depth: usize,
-    pub(super) max: usize,
-}
-
-impl Strict {
-    fn deeper(self) -> Self {
-        Self {
-            depth: self.depth + 1,
-            max: self.max,
-        }
-    }
-    fn check_depth<E: de::Error>(self) -> Result<(), E> {
-        if self.depth > self.max {
-            Err(E::custom(format!("nesting deeper than {}", self.max)))
-        } else {
-            Ok(())
-        }
-    }
-}
-
-impl<'de> DeserializeSeed<'de> for Strict {
-    type Value = ();
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for Strict {
-    type Value = ();
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("any JSON value")
-    }
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        self.check_depth::<A::Error>()?;
-        let mut keys = Keys::default();
-        while let Some(key) = map.next_key::<String>()? {
-            keys.insert::<A::Error>(&key)?;
-            map.next_value_seed(self.deeper())?;
-        }
-        Ok(())
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        self.check_depth::<A::Error>()?;
-        while seq.next_element_seed(self.deeper())?.is_some() {}
-        Ok(())
     }
 }

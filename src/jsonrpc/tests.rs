@@ -317,11 +317,3 @@ fn subscriptions_listen_names_its_resources() {
     }
 }
 
-#[test]
-fn strict_json_refuses_duplicates_and_depth() {
-    assert!(check_strict_json(br#"{"a":1,"b":{"c":[1,2]}}"#, 8).is_ok());
-    assert!(check_strict_json(br#"{"a":1,"a":2}"#, 8).is_err());
-    assert!(check_strict_json(br#"{"a":{"b":1,"b":1}}"#, 8).is_err());
-    assert!(check_strict_json(b"[[[[1]]]]", 3).is_err());
-    assert!(check_strict_json(b"{} {}", 8).is_err());
-}
