@@ -14,8 +14,8 @@ use std::borrow::Cow;
 use std::collections::HashSet;
 use std::fmt;
 
-use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
 /// The keys of one object seen so far.
 #[derive(Default)]
@@ -183,7 +183,10 @@ mod tests {
         assert!(check_strict(br#"{"a":1,"b":{"c":[1,2]}}"#, 8).is_ok());
         assert!(check_strict(br#"{"a":1,"a":2}"#, 8).is_err());
         assert!(check_strict(br#"{"a":{"b":1,"b":1}}"#, 8).is_err());
-        assert!(check_strict(br#"{"a\u0062":1,"ab":1}"#, 8).is_err(), "escapes decoded");
+        assert!(
+            check_strict(br#"{"a\u0062":1,"ab":1}"#, 8).is_err(),
+            "escapes decoded"
+        );
         assert!(check_strict(b"[[[[1]]]]", 3).is_err());
         assert!(check_strict(b"{} {}", 8).is_err());
     }

@@ -47,7 +47,10 @@ impl SessionBinder {
     /// a session (neither `sub` nor `client_id`).
     pub fn wrap(&self, principal: &Principal, session: &str) -> Option<String> {
         let tag = hmac::sign(&self.key, &message(principal, session)?);
-        Some(format!("{session}.{}", URL_SAFE_NO_PAD.encode(tag.as_ref())))
+        Some(format!(
+            "{session}.{}",
+            URL_SAFE_NO_PAD.encode(tag.as_ref())
+        ))
     }
 
     /// `S.MAC` → `S`, if the MAC is valid for `principal`.
@@ -65,8 +68,7 @@ impl SessionBinder {
             .map_err(|_| SessionError::NotFound)?;
         let message = message(principal, session).ok_or(SessionError::NotFound)?;
         // Constant-time comparison.
-        hmac::verify(&self.key, &message, &tag)
-            .map_err(|_| SessionError::NotFound)?;
+        hmac::verify(&self.key, &message, &tag).map_err(|_| SessionError::NotFound)?;
         Ok(session)
     }
 
@@ -225,7 +227,13 @@ mod tests {
 
     #[test]
     fn legacy_session_queries_are_recognized() {
-        for q in ["sessionId=1", "a=1&SESSIONID=2", "session_id=3", "session%49d=4", "sessionid"] {
+        for q in [
+            "sessionId=1",
+            "a=1&SESSIONID=2",
+            "session_id=3",
+            "session%49d=4",
+            "sessionid",
+        ] {
             assert!(query_names_session(Some(q)), "{q}");
         }
         for q in ["", "a=1", "session=2", "id=3"] {

@@ -267,11 +267,19 @@ mod tests {
         let mut claims = HashMap::new();
         claims.insert("scp".to_owned(), json!(["a", "b c"]));
         let names = vec!["scope".to_owned(), "scp".to_owned()];
-        assert_eq!(scopes(&claims, &names), vec!["a", "b c"], "array entries are never split");
+        assert_eq!(
+            scopes(&claims, &names),
+            vec!["a", "b c"],
+            "array entries are never split"
+        );
         claims.insert("scope".to_owned(), json!("x  y"));
         assert_eq!(scopes(&claims, &names), vec!["x", "y"]);
         claims.insert("scope".to_owned(), json!("x\ty\nz\rw"));
-        assert_eq!(scopes(&claims, &names), vec!["x\ty\nz\rw"], "only SP separates");
+        assert_eq!(
+            scopes(&claims, &names),
+            vec!["x\ty\nz\rw"],
+            "only SP separates"
+        );
     }
 
     #[test]

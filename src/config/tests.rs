@@ -141,7 +141,11 @@ fn resource_patterns_must_be_in_canonical_form() {
             "routes[0].policy.resources[2].uri",
         ]
     );
-    assert!(problems[0].message.contains("demo://x/x"), "{}", problems[0].message);
+    assert!(
+        problems[0].message.contains("demo://x/x"),
+        "{}",
+        problems[0].message
+    );
     assert!(load(&format!(
         "{MINIMAL}    policy:\n      resources:\n        - uri: \"file:///public/**\"\n        - uri: \"db://customers/{{id}}\"\n"
     ))

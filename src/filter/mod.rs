@@ -103,7 +103,9 @@ enum FilterError {
     #[error("upstream body failed: {0}")]
     Body(String),
     /// `Content-Type` missing, repeated, or not one this stage reads.
-    #[error("response media type is missing, repeated or not application/json or text/event-stream in UTF-8")]
+    #[error(
+        "response media type is missing, repeated or not application/json or text/event-stream in UTF-8"
+    )]
     Media,
     /// An SSE `endpoint` event: the legacy HTTP+SSE transport, whose
     /// session id travels in a query string the gateway does not bind.

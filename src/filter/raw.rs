@@ -93,10 +93,9 @@ pub(super) fn rewrite(json: &[u8], allow: &Allow) -> Result<Rewrite, FilterError
         return Ok(Rewrite::NoMatch);
     }
     let result = result_members.write_with(&replaced, result.get().len())?;
-    Ok(Rewrite::Matched(message.write_with(
-        &[("result", result)],
-        json.len(),
-    )?))
+    Ok(Rewrite::Matched(
+        message.write_with(&[("result", result)], json.len())?,
+    ))
 }
 
 /// The list's JSON array without the entries `allow` refuses.

@@ -140,7 +140,10 @@ async fn every_list_in_a_result_is_filtered_whatever_was_asked() {
     assert_eq!(got["result"]["prompts"], json!([{"name": "a"}]));
     assert_eq!(got["result"]["tools"], json!([]));
     assert_eq!(got["result"]["resources"], json!([]));
-    assert_eq!(got["result"]["resourceTemplates"], json!([{"uriTemplate": "pub:{x}"}]));
+    assert_eq!(
+        got["result"]["resourceTemplates"],
+        json!([{"uriTemplate": "pub:{x}"}])
+    );
 }
 
 #[tokio::test]
@@ -514,7 +517,11 @@ async fn transport_only_streams_pass_lists_and_large_events_unchanged() {
     let input = format!("{list}{list}");
     let resp = response("text/event-stream", chunked(input.as_bytes(), 9));
     let (_, out) = run(resp, transport_only()).await;
-    assert_eq!(out, input.as_bytes(), "over max_event_bytes, still passed whole");
+    assert_eq!(
+        out,
+        input.as_bytes(),
+        "over max_event_bytes, still passed whole"
+    );
     let json = r#"{"jsonrpc":"2.0","id":7,"result":{"tools":[{"name":"secret"}]}}"#;
     let (_, out) = run(
         response("application/json", vec![json.into()]),

@@ -102,7 +102,10 @@ mod tests {
             &[("content-type", "application/json")],
             &[("content-type", "Application/JSON; charset=UTF-8")],
             &[("content-type", "application/json;charset=\"utf-8\"")],
-            &[("content-type", "application/json"), ("content-encoding", "identity")],
+            &[
+                ("content-type", "application/json"),
+                ("content-encoding", "identity"),
+            ],
         ] {
             assert_eq!(check(&headers(ok)), Ok(()), "{ok:?}");
         }
@@ -111,21 +114,45 @@ mod tests {
     #[test]
     fn other_charsets_types_and_codings_are_refused() {
         for (bad, want) in [
-            (&[("content-type", "application/json; charset=utf-7")][..], MediaError::Charset),
-            (&[("content-type", "application/json; charset=utf-16le")], MediaError::Charset),
-            (&[("content-type", "application/json; charset=iso-8859-1")], MediaError::Charset),
-            (&[("content-type", "application/json; charset=\"utf-8 \"")], MediaError::Charset),
-            (&[("content-type", "text/plain")], MediaError::NotJson),
-            (&[("content-type", "application/json-rpc")], MediaError::NotJson),
-            (&[("content-type", "application/json; boundary=x")], MediaError::NotJson),
             (
-                &[("content-type", "application/json"), ("content-type", "text/plain")],
+                &[("content-type", "application/json; charset=utf-7")][..],
+                MediaError::Charset,
+            ),
+            (
+                &[("content-type", "application/json; charset=utf-16le")],
+                MediaError::Charset,
+            ),
+            (
+                &[("content-type", "application/json; charset=iso-8859-1")],
+                MediaError::Charset,
+            ),
+            (
+                &[("content-type", "application/json; charset=\"utf-8 \"")],
+                MediaError::Charset,
+            ),
+            (&[("content-type", "text/plain")], MediaError::NotJson),
+            (
+                &[("content-type", "application/json-rpc")],
+                MediaError::NotJson,
+            ),
+            (
+                &[("content-type", "application/json; boundary=x")],
+                MediaError::NotJson,
+            ),
+            (
+                &[
+                    ("content-type", "application/json"),
+                    ("content-type", "text/plain"),
+                ],
                 MediaError::NotJson,
             ),
             (&[("content-encoding", "gzip")], MediaError::Encoded),
             (&[("content-encoding", "identity, br")], MediaError::Encoded),
             (
-                &[("content-encoding", "identity"), ("content-encoding", "deflate")],
+                &[
+                    ("content-encoding", "identity"),
+                    ("content-encoding", "deflate"),
+                ],
                 MediaError::Encoded,
             ),
         ] {

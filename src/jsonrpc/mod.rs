@@ -17,8 +17,8 @@ use base64::Engine;
 use http::HeaderMap;
 use serde::de::DeserializeSeed;
 
-use serde_json::Value;
 use crate::json::short;
+use serde_json::Value;
 use strict::{RawMessage, Top, TopSeed};
 
 /// Every method an MCP client sends (2025-06-18 … 2026-07-28), requests and

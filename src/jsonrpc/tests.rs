@@ -232,10 +232,7 @@ fn resource_uris_that_a_server_could_normalize_are_refused() {
             r#"{{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{{"uri":{}}}}}"#,
             serde_json::json!(uri)
         );
-        assert!(
-            matches!(err(&body), JsonRpcError::AmbiguousUri(_)),
-            "{uri}"
-        );
+        assert!(matches!(err(&body), JsonRpcError::AmbiguousUri(_)), "{uri}");
     }
     let ok = one(
         r#"{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":"file:///public/a..b/c.txt"}}"#,
@@ -249,14 +246,21 @@ fn resource_uris_that_a_server_could_normalize_are_refused() {
 #[test]
 fn resource_uris_are_judged_in_canonical_form() {
     for (uri, canonical) in [
-        ("DEMO://resource/dynamic/text/1", "demo://resource/dynamic/text/1"),
+        (
+            "DEMO://resource/dynamic/text/1",
+            "demo://resource/dynamic/text/1",
+        ),
         ("file:///public/caf%C3%A9", "file:///public/café"),
     ] {
         let body = format!(
             r#"{{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{{"uri":{}}}}}"#,
             serde_json::json!(uri)
         );
-        assert_eq!(one(&body).target, Target::Resource(canonical.into()), "{uri}");
+        assert_eq!(
+            one(&body).target,
+            Target::Resource(canonical.into()),
+            "{uri}"
+        );
     }
     for uri in [
         "demo://resource/static/document/.\\t./.\\t./dynamic/text/1",
@@ -316,4 +320,3 @@ fn subscriptions_listen_names_its_resources() {
         assert!(parse(bad.as_bytes(), LIMITS).is_err(), "{bad}");
     }
 }
-

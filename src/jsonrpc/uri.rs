@@ -132,9 +132,7 @@ pub fn sample_instance(pattern: &str) -> String {
 
 fn check_characters(uri: &str) -> Result<(), UriError> {
     let stray = |c: char| c.is_whitespace() && c != ' ';
-    let bad = uri
-        .chars()
-        .any(|c| c.is_control() || c == '\\' || stray(c))
+    let bad = uri.chars().any(|c| c.is_control() || c == '\\' || stray(c))
         || uri.starts_with(char::is_whitespace)
         || uri.ends_with(char::is_whitespace);
     if bad {
@@ -148,8 +146,15 @@ fn check_characters(uri: &str) -> Result<(), UriError> {
 /// written as `%2e` (any case), as WHATWG URL parsing treats them.
 fn has_dot_segment(uri: &str) -> bool {
     let rest = uri.split_once(':').map_or(uri, |(_, rest)| rest);
-    // Query and fragment are not resolved by URL parsers.
-    let path = rest.split(['?', '#']).next().unwrap_or_default();
+    // Query and fragment are not resolved by URL parsers, nor is the
+    // authority (`x://./a` names the host `.`).
+    let rest = rest.split(['?', '#']).next().unwrap_or_default();
+    let path = match rest.strip_prefix("//") {
+        Some(authority_and_path) => authority_and_path
+            .find('/')
+            .map_or("", |at| &authority_and_path[at..]),
+        None => rest,
+    };
     path.split('/').any(|seg| {
         let lower = seg.to_ascii_lowercase();
         let dots = lower.replace("%2e", ".");
@@ -177,8 +182,7 @@ fn decode(serialized: &str) -> Result<String, UriError> {
             .ok()
             .and_then(|h| u8::from_str_radix(h, 16).ok())
             .ok_or(UriError::Escape)?;
-        let crosses =
-            matches!(byte, b'/' | b'?' | b'#' | b'%' | b'\\') || byte.is_ascii_control();
+        let crosses = matches!(byte, b'/' | b'?' | b'#' | b'%' | b'\\') || byte.is_ascii_control();
         if crosses {
             return Err(UriError::Escape);
         }
@@ -210,7 +214,10 @@ mod tests {
             ("file:///public/a b", "file:///public/a b"),
             ("HTTPS://Example.COM:443/a", "https://example.com/a"),
             ("file://localhost/etc/x", "file:///etc/x"),
-            ("demo://resource/static/document/1", "demo://resource/static/document/1"),
+            (
+                "demo://resource/static/document/1",
+                "demo://resource/static/document/1",
+            ),
         ] {
             let got = canonical(input).unwrap_or_else(|_| "refused".into());
             assert_eq!(got, want, "{input:?}");
@@ -248,6 +255,14 @@ mod tests {
         ] {
             assert!(canonical(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn a_dot_host_is_not_a_dot_segment() {
+        // Found by fuzz/resource_uri: the authority is not resolved.
+        let c = canonical("x://.:/tB-:B@-BA").unwrap();
+        assert_eq!(canonical(&c).as_deref(), Ok(c.as_str()));
+        assert!(canonical("x://./../y").is_err());
     }
 
     #[test]

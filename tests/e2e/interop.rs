@@ -220,3 +220,98 @@ async fn a_long_running_tool_streams_progress_through_the_gateway_and_sessions_w
         r.status
     );
 }
+
+/// A real legacy HTTP+SSE server (Python `mcp`, `sse_app()`): its session id
+/// travels in a query string that no principal is bound to, so the gateway
+/// never carries it. The `endpoint` event that would hand a client the
+/// session URL ends the stream instead, on filtering and plain routes alike,
+/// and a `session_id` query is refused before it reaches the upstream.
+#[tokio::test]
+async fn a_legacy_http_sse_upstream_is_refused_at_run_time() {
+    let legacy = peers::legacy_sse();
+    let issuer = TestIssuer::new(ISS);
+    let gw = GatewayBuilder::new()
+        .issuer(&issuer)
+        .route(
+            "/mcp",
+            &legacy.url,
+            RESOURCE,
+            "policy:\n  tools: {echo: []}",
+        )
+        .route("/plain", &legacy.url, "https://mcp.example.test/plain", "")
+        .spawn();
+    gw.wait_ready().await;
+    // Open a legacy session directly, and keep it open.
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Empty<bytes::Bytes>>();
+    let mut direct_stream = client.get(legacy.url.parse().unwrap()).await.unwrap();
+    let direct = tokio::time::timeout(Duration::from_secs(5), direct_stream.body_mut().frame())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let direct = String::from_utf8_lossy(direct.data_ref().unwrap()).into_owned();
+    assert!(
+        direct.contains("event: endpoint") && direct.contains("session_id="),
+        "control: the peer really speaks the legacy transport: {direct}"
+    );
+    // A route whose upstream URL names that session (an operator pasting a
+    // legacy message URL): requests are answered 202 with the answer on the
+    // other stream, which the gateway turns into a 502.
+    let message_path = direct
+        .lines()
+        .find_map(|l| l.strip_prefix("data: "))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let origin = legacy.url.trim_end_matches("/sse");
+    let gw_msg = GatewayBuilder::new()
+        .issuer(&issuer)
+        .route("/mcp", &format!("{origin}{message_path}"), RESOURCE, "")
+        .spawn();
+    gw_msg.wait_ready().await;
+    let auth = format!("Bearer {}", issuer.token(RESOURCE, ""));
+    let r = send(
+        "POST",
+        &gw_msg.url("/mcp"),
+        &[("authorization", &auth), ("content-type", "application/json")],
+        r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2024-11-05","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#,
+    )
+    .await;
+    assert_eq!(r.status, 502, "{}", r.text());
+    assert_eq!(r.json()["error"], "upstream_unsupported");
+    drop(direct_stream);
+
+    for (path, resource) in [
+        ("/mcp", RESOURCE),
+        ("/plain", "https://mcp.example.test/plain"),
+    ] {
+        let auth = format!("Bearer {}", issuer.token(resource, ""));
+        let r = tokio::time::timeout(
+            Duration::from_secs(10),
+            send(
+                "GET",
+                &gw.url(path),
+                &[("authorization", &auth), ("accept", "text/event-stream")],
+                "",
+            ),
+        )
+        .await
+        .expect("the stream must end, not hang");
+        let text = r.text();
+        assert!(text.starts_with("event: error\n"), "{path}: {text}");
+        assert!(
+            !text.contains("session_id"),
+            "{path}: session URL leaked: {text}"
+        );
+
+        let r = send(
+            "POST",
+            &gw.url(&format!("{path}?session_id=0123abcd")),
+            &[("authorization", &auth), ("content-type", "application/json")],
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"message":"x"}}}"#,
+        )
+        .await;
+        assert_eq!(r.status, 400, "{path}: {}", r.text());
+    }
+}

@@ -15,6 +15,7 @@ mod adversarial;
 mod authn;
 mod check;
 mod deploy;
+mod differential;
 mod forward;
 mod hardening;
 mod idp_shapes;

@@ -269,3 +269,117 @@ fn run(cmd: &mut Command, env: &[(&str, &str)], name: &str) -> ClientRun {
         stdout: String::from_utf8_lossy(&out.stdout).trim().to_owned(),
     }
 }
+
+/// The TS SDK server built the documented way (`tests/peers/ts_express_server.mjs`:
+/// `createMcpExpressApp()`, `McpServer`, stateful Streamable HTTP with the SDK
+/// example's `InMemoryEventStore`), recording what it executes to `record`.
+pub fn ts_express_server(record: &std::path::Path) -> Peer {
+    let port = super::free_port();
+    let mut child = Command::new("node")
+        .arg("ts_express_server.mjs")
+        .arg(port.to_string())
+        .current_dir(dir())
+        .env("RECORD_FILE", record)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start ts_express_server.mjs");
+    wait_for_line(&mut child, true, "READY", "ts-express");
+    Peer {
+        child,
+        url: format!("http://127.0.0.1:{port}/mcp"),
+        name: "ts-express",
+    }
+}
+
+/// `server-everything` as [`server_everything`] starts it, its files
+/// untouched, with `tests/peers/record_hook.mjs` preloaded to record what it
+/// executes to `record`. `env` adds variables (its `get-env` tool prints them).
+pub fn server_everything_recorded(record: &std::path::Path, env: &[(&str, &str)]) -> Peer {
+    let port = super::free_port();
+    let mut child = Command::new("node")
+        .arg("--import")
+        .arg("./record_hook.mjs")
+        .arg("node_modules/.bin/mcp-server-everything")
+        .arg("streamableHttp")
+        .current_dir(dir())
+        .env("PORT", port.to_string())
+        .env("RECORD_FILE", record)
+        .envs(env.iter().copied())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start server-everything with the record hook");
+    wait_for_line(&mut child, false, "listening on port", "server-everything");
+    Peer {
+        child,
+        url: format!("http://127.0.0.1:{port}/mcp"),
+        name: "server-everything",
+    }
+}
+
+/// One body compressed three ways by Node's zlib (`tests/peers/compress.mjs`).
+#[derive(Debug, Clone)]
+pub struct Compressed {
+    /// `Content-Encoding: gzip`.
+    pub gzip: Vec<u8>,
+    /// `Content-Encoding: deflate` (zlib format, as HTTP means it).
+    pub deflate: Vec<u8>,
+    /// `Content-Encoding: br`.
+    pub br: Vec<u8>,
+}
+
+/// Compresses every body in one Node run (the test crate has no compressor).
+pub fn compress(bodies: &[Vec<u8>]) -> Vec<Compressed> {
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
+    use std::io::Write;
+    let input: Vec<String> = bodies.iter().map(|b| STANDARD.encode(b)).collect();
+    let mut child = Command::new("node")
+        .arg("compress.mjs")
+        .current_dir(dir())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("run compress.mjs");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(serde_json::to_string(&input).unwrap().as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "compress.mjs failed");
+    let parsed: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let field = |v: &serde_json::Value, k: &str| STANDARD.decode(v[k].as_str().unwrap()).unwrap();
+    parsed
+        .iter()
+        .map(|v| Compressed {
+            gzip: field(v, "gzip"),
+            deflate: field(v, "deflate"),
+            br: field(v, "br"),
+        })
+        .collect()
+}
+
+/// A Python `mcp` server on the legacy HTTP+SSE transport
+/// (`tests/peers/legacy_sse_server.py`); `url` is its `/sse` stream.
+pub fn legacy_sse() -> Peer {
+    let port = super::free_port();
+    let dir = dir();
+    let mut child = Command::new(dir.join(".venv/bin/python"))
+        .arg("legacy_sse_server.py")
+        .arg(port.to_string())
+        .current_dir(&dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start the legacy SSE server");
+    wait_for_line(&mut child, true, "READY", "legacy-sse");
+    Peer {
+        child,
+        url: format!("http://127.0.0.1:{port}/sse"),
+        name: "python-mcp-legacy-sse",
+    }
+}
