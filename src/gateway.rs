@@ -30,7 +30,8 @@ use crate::jsonrpc::{self, Envelope, RpcCall, Target};
 use crate::reject::{self, Challenge, Denied, Rejection};
 use crate::session::SessionBinder;
 use crate::telemetry::metrics::{self, Metrics, RequestLabels, RouteLabels, StreamGauge};
-use crate::throttle::{Guarded, Throttle, Throttled};
+use crate::body::Guarded;
+use crate::throttle::{Throttle, Throttled};
 use crate::well_known;
 
 /// The request id header, sent upstream and back to the client.
@@ -363,7 +364,7 @@ impl Gateway {
         // The body is buffered (capped) so that later stages can inspect it and
         // forward exactly the same bytes.
         let limits = &snap.config.limits;
-        let body = read_body(body, limits.max_body).await?;
+        let body = read_body(body, limits.max_body, limits.body_read_timeout).await?;
 
         // Stages 5 + 6: read the JSON-RPC envelope, apply rate limits, and
         // authorize every call in it. GET (the SSE stream) and DELETE (end
@@ -608,8 +609,15 @@ fn authorize(
     }
 }
 
-async fn read_body(body: Incoming, limit: usize) -> Result<Bytes, Rejection> {
-    match Limited::new(body, limit).collect().await {
+/// The whole body, capped in size and in time: a body that trickles in
+/// (slowloris on the body) is cut off with 408 rather than holding a
+/// connection and a stream slot.
+async fn read_body(body: Incoming, limit: usize, timeout: Duration) -> Result<Bytes, Rejection> {
+    let read = tokio::time::timeout(timeout, Limited::new(body, limit).collect()).await;
+    let Ok(read) = read else {
+        return Err(Rejection::BodyTimeout(timeout));
+    };
+    match read {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => {
             Err(Rejection::BodyTooLarge { limit })

@@ -54,6 +54,9 @@ pub enum Rejection {
     /// read the way an upstream might.
     #[error(transparent)]
     Media(#[from] MediaError),
+    /// The request body did not arrive within `limits.body_read_timeout`.
+    #[error("request body not received within {0:?}")]
+    BodyTimeout(std::time::Duration),
     /// A GET or DELETE with a body (never inspected, so never forwarded).
     #[error("GET and DELETE requests carry no body")]
     BodyNotAllowed,
@@ -139,6 +142,7 @@ impl Rejection {
             Rejection::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Rejection::BodyRead => StatusCode::BAD_REQUEST,
             Rejection::Media(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Rejection::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Rejection::BodyNotAllowed | Rejection::SessionInQuery => StatusCode::BAD_REQUEST,
             Rejection::LegacyTransport => StatusCode::BAD_GATEWAY,
             Rejection::Forward(ForwardError::Timeout(_)) => StatusCode::GATEWAY_TIMEOUT,
@@ -188,6 +192,7 @@ impl Rejection {
             ),
             Rejection::BodyRead => ("invalid_request", "request body could not be read".into()),
             Rejection::Media(e) => ("unsupported_media_type", e.to_string()),
+            Rejection::BodyTimeout(_) => ("request_timeout", self.to_string()),
             Rejection::BodyNotAllowed | Rejection::SessionInQuery => {
                 ("invalid_request", self.to_string())
             }

@@ -10,17 +10,13 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
-use http_body::{Body as HttpBody, Frame, SizeHint};
 
 use crate::authn::Principal;
-use crate::body::{Body, BoxError};
 use crate::config::{Rate, RateLimitConfig};
 
 /// Why a request is not admitted.
@@ -199,43 +195,6 @@ impl Drop for StreamGuard {
                 streams.remove(&self.key);
             }
         }
-    }
-}
-
-/// A response body that holds guards (a stream slot, a gauge) until it ends
-/// or is dropped.
-pub struct Guarded<G> {
-    inner: Body,
-    _guard: G,
-}
-
-impl<G> Guarded<G> {
-    /// Ties `guard` to `inner`'s lifetime.
-    pub fn new(inner: Body, guard: G) -> Self {
-        Self {
-            inner,
-            _guard: guard,
-        }
-    }
-}
-
-impl<G: Unpin> HttpBody for Guarded<G> {
-    type Data = bytes::Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
-        Pin::new(&mut self.inner).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
     }
 }
 

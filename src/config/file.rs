@@ -266,6 +266,18 @@ pub struct RawLimits {
     pub max_filtered_event: Option<String>,
     /// Concurrent requests and streams one principal may hold open.
     pub max_streams_per_principal: Option<u64>,
+    /// Time a connection may sit with no request in flight.
+    pub idle_timeout: Option<String>,
+    /// Time allowed to receive a whole request body.
+    pub body_read_timeout: Option<String>,
+    /// HTTP/2 PING interval on a quiet connection.
+    pub h2_keepalive_interval: Option<String>,
+    /// Time allowed for an HTTP/2 PING to be acknowledged.
+    pub h2_keepalive_timeout: Option<String>,
+    /// Concurrent HTTP/2 streams per connection.
+    pub h2_max_concurrent_streams: Option<u64>,
+    /// Open connections to the admin listener at most.
+    pub admin_max_connections: Option<u64>,
 }
 
 /// Parses YAML text into the raw shapes. Errors carry a path (`routes[0].upstrem`).

@@ -120,6 +120,37 @@ pub(super) fn limits(raw: &RawLimits, report: &mut Report) -> Limits {
             raw.max_filtered_event.as_deref(),
             4 << 20,
         ),
+        idle_timeout: report.duration(
+            "limits.idle_timeout",
+            raw.idle_timeout.as_deref(),
+            Duration::from_secs(60),
+        ),
+        body_read_timeout: report.duration(
+            "limits.body_read_timeout",
+            raw.body_read_timeout.as_deref(),
+            Duration::from_secs(30),
+        ),
+        h2_keepalive_interval: report.duration(
+            "limits.h2_keepalive_interval",
+            raw.h2_keepalive_interval.as_deref(),
+            Duration::from_secs(30),
+        ),
+        h2_keepalive_timeout: report.duration(
+            "limits.h2_keepalive_timeout",
+            raw.h2_keepalive_timeout.as_deref(),
+            Duration::from_secs(10),
+        ),
+        h2_max_concurrent_streams: u32::try_from(report.count(
+            "limits.h2_max_concurrent_streams",
+            raw.h2_max_concurrent_streams,
+            100,
+        ))
+        .unwrap_or(u32::MAX),
+        admin_max_connections: report.count(
+            "limits.admin_max_connections",
+            raw.admin_max_connections,
+            64,
+        ),
     }
 }
 

@@ -251,6 +251,19 @@ pub struct Limits {
     pub max_filtered_event: usize,
     /// Concurrent requests and streams per principal.
     pub max_streams_per_principal: usize,
+    /// Time a connection may sit with no request in flight (between
+    /// requests, or after an HTTP/2 preface).
+    pub idle_timeout: Duration,
+    /// Time to receive a whole request body (408 past it).
+    pub body_read_timeout: Duration,
+    /// HTTP/2 PING interval on a quiet connection.
+    pub h2_keepalive_interval: Duration,
+    /// Time for an HTTP/2 PING acknowledgement before the connection closes.
+    pub h2_keepalive_timeout: Duration,
+    /// Concurrent HTTP/2 streams per connection.
+    pub h2_max_concurrent_streams: u32,
+    /// Open connections to the admin listener at most.
+    pub admin_max_connections: usize,
 }
 
 /// One problem (or warning) found in a config file.

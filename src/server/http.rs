@@ -7,8 +7,14 @@
 //! the first bytes itself and replays them; hyper's HTTP/1 buffer then grew
 //! to 16 KiB on the second read, which every idle SSE stream kept.)
 //!
-//! The header read timeout defeats slowloris (it also bounds the wait for the
-//! first bytes); the head size cap bounds memory per connection.
+//! Every connection is bounded in time (`idle.rs`): the TLS handshake, the
+//! preface sniff and the first head share one `header_read_timeout`, and a
+//! connection with no request in flight is closed after `idle_timeout`.
+//! hyper bounds each later HTTP/1 head by `header_read_timeout`; HTTP/2 gets
+//! keep-alive PINGs with a timeout and a cap on concurrent streams, and
+//! hyper's h2 refuses rapid resets (CVE-2023-44487) and CONTINUATION floods
+//! (the header list is capped at `max_header_bytes`). The head size cap bounds
+//! memory per connection.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -22,6 +28,8 @@ use hyper_util::server::graceful::Watcher;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
 
+use super::idle::Activity;
+use crate::body::Guarded;
 use crate::config::Limits;
 use crate::forward::{ClientConn, HttpClient};
 use crate::gateway::Gateway;
@@ -54,8 +62,11 @@ pub struct Connection {
     pub upstream: Arc<HttpClient>,
     /// Registers the connection for graceful shutdown.
     pub watcher: Watcher,
-    /// Time allowed for the TLS handshake, and for the first bytes.
+    /// Time allowed for everything before the first request starts: TLS
+    /// handshake, preface sniff, first head.
     pub handshake_timeout: Duration,
+    /// Time allowed with no request in flight, after the first.
+    pub idle_timeout: Duration,
 }
 
 /// The HTTP version a connection speaks.
@@ -79,13 +90,27 @@ pub fn builder(limits: &Limits) -> Builder {
     let mut http2 = http2::Builder::new(TokioExecutor::new());
     http2
         .timer(TokioTimer::new())
-        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX));
+        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
+        .max_concurrent_streams(limits.h2_max_concurrent_streams)
+        .keep_alive_interval(limits.h2_keepalive_interval)
+        .keep_alive_timeout(limits.h2_keepalive_timeout);
     Builder { http1, http2 }
 }
 
 impl Connection {
     /// Serves the connection until the client closes it or shutdown completes.
     pub async fn serve(self, stream: TcpStream, peer: SocketAddr) {
+        let activity = Activity::new();
+        let (first, idle) = (self.handshake_timeout, self.idle_timeout);
+        tokio::select! {
+            () = self.serve_inner(stream, peer, activity.clone()) => {}
+            () = activity.expired(first, idle) => {
+                tracing::debug!(%peer, "connection closed: no request in flight within its timeout");
+            }
+        }
+    }
+
+    async fn serve_inner(self, stream: TcpStream, peer: SocketAddr, activity: Activity) {
         let tls = self.acceptor.is_some();
         let gateway = self.gateway.clone();
         let client = ClientConn { peer, tls };
@@ -93,12 +118,15 @@ impl Connection {
         let service = service_fn(move |req| {
             let gateway = gateway.clone();
             let upstream = upstream.clone();
+            // In flight until the response body ends (an SSE stream included).
+            let in_flight = activity.begin();
             // Boxed: hyper keeps one slot of the service future's size for the
             // life of the connection, and this future is kilobytes; an idle
             // SSE stream then holds a pointer instead (bench/README.md).
-            Box::pin(
-                async move { Ok::<_, Infallible>(gateway.handle(req, client, &upstream).await) },
-            )
+            Box::pin(async move {
+                let resp = gateway.handle(req, client, &upstream).await;
+                Ok::<_, Infallible>(resp.map(|body| Guarded::new(body, in_flight)))
+            })
         });
         // One expansion per transport: the two connection types differ.
         macro_rules! serve_as {

@@ -18,6 +18,7 @@ use crate::telemetry::metrics::Metrics;
 
 mod admin;
 mod http;
+mod idle;
 pub mod signal;
 pub mod tls;
 mod worker;
@@ -62,7 +63,7 @@ pub async fn run(
     let metrics = Arc::new(Metrics::new());
     let gateway = Gateway::start(config.clone(), metrics);
     if let Some(admin) = config.admin_listen {
-        admin::start(admin, gateway.clone())
+        admin::start(admin, gateway.clone(), &config.limits)
             .await
             .map_err(|source| ServeError::Bind {
                 addr: admin,
@@ -79,6 +80,7 @@ pub async fn run(
         acceptor,
         permits: Arc::new(Semaphore::new(limits.max_connections)),
         handshake_timeout: limits.header_read_timeout,
+        idle_timeout: limits.idle_timeout,
         upstream_connect_timeout: limits.upstream_connect_timeout,
         shutdown_grace: limits.shutdown_grace,
     };

@@ -35,6 +35,8 @@ pub struct Shared {
     pub permits: Arc<Semaphore>,
     /// Time allowed for the TLS handshake.
     pub handshake_timeout: Duration,
+    /// Time a connection may sit with no request in flight.
+    pub idle_timeout: Duration,
     /// Bounds the TCP connect to upstreams.
     pub upstream_connect_timeout: Duration,
     /// How long open connections get to finish after the stop signal.
@@ -113,6 +115,7 @@ async fn serve(
             upstream: upstream.clone(),
             watcher: graceful.watcher(),
             handshake_timeout: shared.handshake_timeout,
+            idle_timeout: shared.idle_timeout,
         };
         tokio::spawn(async move {
             conn.serve(stream, peer).await;

@@ -24,6 +24,7 @@ mod metadata;
 mod oauth;
 mod operations;
 mod policy;
+mod timeouts;
 
 /// The issuer every test trusts.
 pub const ISS: &str = "https://issuer.example.test";
