@@ -61,4 +61,3 @@ impl<G: Unpin> HttpBody for Guarded<G> {
         self.inner.size_hint()
     }
 }
-

@@ -2,8 +2,10 @@
 //! transport spec) and CORS for browser-based MCP clients.
 //!
 //! Runs right after route lookup, before authentication: a present `Origin`
-//! that the route does not list is refused outright. Requests without
-//! `Origin` (native clients) pass. Preflights for allowed origins are answered
+//! that is neither the route's own (the origin of its `resource`: a web
+//! client served from the gateway's host, which no DNS-rebinding attack can
+//! produce) nor listed in `allowed_origins` is refused outright. Requests
+//! without `Origin` (native clients) pass. Preflights for allowed origins are answered
 //! here and never reach the upstream.
 
 use http::header::{
@@ -32,10 +34,11 @@ pub fn check(route: &Route, headers: &HeaderMap) -> Result<Option<HeaderValue>, 
         return Err(Rejection::OriginNotAllowed);
     }
     let allowed = origin.to_str().ok().is_some_and(|o| {
-        route
-            .allowed_origins
-            .iter()
-            .any(|a| a.eq_ignore_ascii_case(o))
+        route.resource_origin.eq_ignore_ascii_case(o)
+            || route
+                .allowed_origins
+                .iter()
+                .any(|a| a.eq_ignore_ascii_case(o))
     });
     if allowed {
         Ok(Some(origin.clone()))

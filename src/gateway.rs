@@ -22,6 +22,7 @@ use hyper::body::Incoming;
 use crate::authn::{Authenticator, AuthnError, Principal};
 use crate::authz::{self, Decision, DenyMode};
 use crate::body::Body;
+use crate::body::Guarded;
 use crate::config::{Config, Route};
 use crate::cors;
 use crate::filter::{self, ListFilter};
@@ -30,7 +31,6 @@ use crate::jsonrpc::{self, Envelope, RpcCall, Target};
 use crate::reject::{self, Challenge, Denied, Rejection};
 use crate::session::SessionBinder;
 use crate::telemetry::metrics::{self, Metrics, RequestLabels, RouteLabels, StreamGauge};
-use crate::body::Guarded;
 use crate::throttle::{Throttle, Throttled};
 use crate::well_known;
 
@@ -530,10 +530,13 @@ fn build_snapshot(
             SessionBinder::new(fallback_session_key)
         }
     };
-    let throttle = Arc::new(Throttle::new(
-        &config.rate_limits,
-        config.limits.max_streams_per_principal,
-    ));
+    // Admission state outlives reloads: budgets and open streams carry over.
+    let throttle = Arc::new(match previous {
+        Some(p) => p
+            .throttle
+            .reconfigured(&config.rate_limits, config.limits.max_streams_per_principal),
+        None => Throttle::new(&config.rate_limits, config.limits.max_streams_per_principal),
+    });
     Snapshot {
         config,
         authn,

@@ -6,6 +6,12 @@
 //! housekeeping pass drops keys that are back to a fresh state, and the
 //! unauthenticated limiter keys IPv6 clients by /64 so that address rotation
 //! cannot grow memory without bound. Refusals are 429 with `Retry-After`.
+//!
+//! The state outlives config reloads ([`Throttle::reconfigured`]): a limiter
+//! whose rate did not change is kept with its budgets, and open-stream
+//! counts are always kept, with the new cap applied to them. A SIGHUP never
+//! refills a budget or frees a stream slot. (A limiter whose rate changed
+//! starts afresh: GCRA state under one rate means nothing under another.)
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -35,13 +41,35 @@ pub enum Throttled {
 
 /// All admission state of the gateway.
 pub struct Throttle {
-    per_principal: Option<DefaultKeyedRateLimiter<String>>,
-    per_tool: HashMap<String, DefaultKeyedRateLimiter<String>>,
-    unauthenticated: DefaultKeyedRateLimiter<IpAddr>,
+    per_principal: Option<Limiter<String>>,
+    per_tool: HashMap<String, Limiter<String>>,
+    unauthenticated: Limiter<IpAddr>,
     max_keys: usize,
     streams: Arc<Mutex<HashMap<String, usize>>>,
     max_streams: usize,
     clock: DefaultClock,
+}
+
+/// A keyed limiter and the rate it was built for, shared across reloads.
+struct Limiter<K: std::hash::Hash + Eq + Clone> {
+    rate: Rate,
+    state: Arc<DefaultKeyedRateLimiter<K>>,
+}
+
+impl<K: std::hash::Hash + Eq + Clone> Limiter<K> {
+    /// A limiter for `rate`: `previous` itself when its rate is the same.
+    fn keep_or_build(rate: &Rate, previous: Option<&Limiter<K>>) -> Self {
+        match previous {
+            Some(p) if p.rate == *rate => Self {
+                rate: p.rate.clone(),
+                state: p.state.clone(),
+            },
+            _ => Self {
+                rate: rate.clone(),
+                state: Arc::new(RateLimiter::keyed(quota(rate))),
+            },
+        }
+    }
 }
 
 fn quota(rate: &Rate) -> Quota {
@@ -54,19 +82,34 @@ fn quota(rate: &Rate) -> Quota {
 impl Throttle {
     /// Builds the limiters from config.
     pub fn new(config: &RateLimitConfig, max_streams: usize) -> Self {
+        Self::build(config, max_streams, None)
+    }
+
+    /// The admission state for a reloaded config: unchanged limiters keep
+    /// their budgets, and open streams stay counted under the new cap.
+    pub fn reconfigured(&self, config: &RateLimitConfig, max_streams: usize) -> Self {
+        Self::build(config, max_streams, Some(self))
+    }
+
+    fn build(config: &RateLimitConfig, max_streams: usize, previous: Option<&Throttle>) -> Self {
         Self {
-            per_principal: config
-                .per_principal
-                .as_ref()
-                .map(|r| RateLimiter::keyed(quota(r))),
+            per_principal: config.per_principal.as_ref().map(|r| {
+                Limiter::keep_or_build(r, previous.and_then(|p| p.per_principal.as_ref()))
+            }),
             per_tool: config
                 .tools
                 .iter()
-                .map(|(tool, r)| (tool.clone(), RateLimiter::keyed(quota(r))))
+                .map(|(tool, r)| {
+                    let old = previous.and_then(|p| p.per_tool.get(tool));
+                    (tool.clone(), Limiter::keep_or_build(r, old))
+                })
                 .collect(),
-            unauthenticated: RateLimiter::keyed(quota(&config.unauthenticated_per_ip)),
+            unauthenticated: Limiter::keep_or_build(
+                &config.unauthenticated_per_ip,
+                previous.map(|p| &p.unauthenticated),
+            ),
             max_keys: config.max_keys,
-            streams: Arc::new(Mutex::new(HashMap::new())),
+            streams: previous.map_or_else(Arc::default, |p| p.streams.clone()),
             max_streams,
             clock: DefaultClock::default(),
         }
@@ -75,7 +118,7 @@ impl Throttle {
     /// Counts one request against the caller's budget.
     pub fn check_principal(&self, principal: &Principal) -> Result<(), Throttled> {
         match &self.per_principal {
-            Some(limiter) => self.check(limiter, &key(principal)),
+            Some(limiter) => self.check(&limiter.state, &key(principal)),
             None => Ok(()),
         }
     }
@@ -83,14 +126,14 @@ impl Throttle {
     /// Counts one call of `tool` against the caller's budget for it.
     pub fn check_tool(&self, principal: &Principal, tool: &str) -> Result<(), Throttled> {
         match self.per_tool.get(tool) {
-            Some(limiter) => self.check(limiter, &key(principal)),
+            Some(limiter) => self.check(&limiter.state, &key(principal)),
             None => Ok(()),
         }
     }
 
     /// Counts one failed authentication from `ip`.
     pub fn check_unauthenticated(&self, ip: IpAddr) -> Result<(), Throttled> {
-        self.check(&self.unauthenticated, &network(ip))
+        self.check(&self.unauthenticated.state, &network(ip))
     }
 
     fn check<K: std::hash::Hash + Eq + Clone>(
@@ -130,17 +173,17 @@ impl Throttle {
 
     /// Drops limiter keys that are back to a fresh state. Called periodically.
     pub fn housekeeping(&self) {
-        self.unauthenticated.retain_recent();
-        self.unauthenticated.shrink_to_fit();
+        self.unauthenticated.state.retain_recent();
+        self.unauthenticated.state.shrink_to_fit();
         for limiter in self.per_principal.iter().chain(self.per_tool.values()) {
-            limiter.retain_recent();
-            limiter.shrink_to_fit();
+            limiter.state.retain_recent();
+            limiter.state.shrink_to_fit();
         }
     }
 
     /// Keys held by the unauthenticated limiter (for tests).
     pub fn unauthenticated_keys(&self) -> usize {
-        self.unauthenticated.len()
+        self.unauthenticated.state.len()
     }
 }
 
@@ -155,13 +198,17 @@ impl Throttled {
     }
 }
 
-/// A principal's identity for limits: `iss` and `sub` (or client).
+/// A principal's identity for limits: `iss` and the user (`sub`), or the
+/// client for tokens without one, kept apart so that a client named `alice`
+/// does not spend the user alice's budget. Principals with neither share
+/// one budget per issuer.
 fn key(p: &Principal) -> String {
-    let owner = p
-        .subject
-        .as_deref()
-        .or(p.client_id.as_deref())
-        .unwrap_or("");
+    let present = |v: &Option<String>| v.clone().filter(|s| !s.is_empty());
+    let owner = match (present(&p.subject), present(&p.client_id)) {
+        (Some(sub), _) => format!("sub\u{0}{sub}"),
+        (None, Some(client)) => format!("client\u{0}{client}"),
+        (None, None) => "none".to_owned(),
+    };
     format!("{}\u{0}{owner}", p.issuer)
 }
 
@@ -264,5 +311,52 @@ mod tests {
         );
         drop(a);
         assert!(t.open_stream(&principal("alice")).is_ok());
+    }
+
+    #[test]
+    fn a_reload_keeps_budgets_and_stream_counts() {
+        let t = throttle();
+        let alice = principal("alice");
+        t.check_principal(&alice).unwrap();
+        t.check_principal(&alice).unwrap();
+        let _a = t.open_stream(&alice).unwrap();
+        let _b = t.open_stream(&alice).unwrap();
+        let config = RateLimitConfig {
+            per_principal: Some(rate(1, 60, 2)),
+            tools: HashMap::new(),
+            unauthenticated_per_ip: rate(1, 60, 3),
+            max_keys: 1000,
+        };
+        let reloaded = t.reconfigured(&config, 2);
+        assert!(reloaded.check_principal(&alice).is_err(), "budget refilled");
+        assert_eq!(
+            reloaded.open_stream(&alice).err(),
+            Some(Throttled::Streams),
+            "stream cap reset"
+        );
+        // A higher cap applies to the streams already open.
+        let raised = reloaded.reconfigured(&config, 3);
+        let _c = raised.open_stream(&alice).unwrap();
+        assert!(raised.open_stream(&alice).is_err());
+        // A changed rate is a new limiter.
+        let mut faster = config.clone();
+        faster.per_principal = Some(rate(10, 1, 10));
+        assert!(t.reconfigured(&faster, 2).check_principal(&alice).is_ok());
+    }
+
+    #[test]
+    fn users_and_clients_have_separate_budgets() {
+        let t = throttle();
+        let user = principal("alice");
+        let mut client = principal("");
+        client.subject = None;
+        client.client_id = Some("alice".into());
+        t.check_principal(&user).unwrap();
+        t.check_principal(&user).unwrap();
+        assert!(t.check_principal(&user).is_err());
+        assert!(
+            t.check_principal(&client).is_ok(),
+            "client `alice` is not user alice"
+        );
     }
 }

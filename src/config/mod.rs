@@ -57,7 +57,7 @@ impl fmt::Debug for Secret {
 }
 
 /// A rate: `count` per `period`, with bursts of up to `burst`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rate {
     /// Requests per period.
     pub count: std::num::NonZeroU32,

@@ -137,7 +137,11 @@ mod tests {
         let ended = Instant::now();
         drop(stream);
         let expired = watchdog.await.unwrap();
-        assert!(expired >= ended + Duration::from_secs(60), "{:?}", expired - ended);
+        assert!(
+            expired >= ended + Duration::from_secs(60),
+            "{:?}",
+            expired - ended
+        );
         assert!(expired <= ended + Duration::from_secs(61));
     }
 

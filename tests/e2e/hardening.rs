@@ -94,11 +94,37 @@ async fn origins_are_validated_and_cors_preflights_answered() {
     for headers in [
         vec![("origin", "https://evil.example.com")],
         vec![("origin", "null"), ("authorization", auth.as_str())],
+        // Look-alikes of the route's own origin are foreign.
+        vec![
+            ("origin", "https://mcp.example.test:8443"),
+            ("authorization", auth.as_str()),
+        ],
+        vec![
+            ("origin", "http://mcp.example.test"),
+            ("authorization", auth.as_str()),
+        ],
+        vec![
+            ("origin", "https://mcp.example.test.evil.com"),
+            ("authorization", auth.as_str()),
+        ],
     ] {
         let r = send("POST", &gw.url("/mcp"), &headers, PING).await;
         assert_eq!(r.status, 403, "{headers:?}");
         assert_eq!(r.json()["error"], "forbidden_origin");
     }
+    // The route's own origin (the origin of its `resource`) is same-origin:
+    // no DNS-rebinding attack can produce it, so it needs no listing.
+    let r = send(
+        "POST",
+        &gw.url("/mcp"),
+        &[
+            ("origin", "https://mcp.example.test"),
+            ("authorization", &auth),
+        ],
+        PING,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
     // An allowed origin can read the challenge and the response headers.
     let r = send(
         "POST",
@@ -171,7 +197,7 @@ async fn origins_are_validated_and_cors_preflights_answered() {
     assert_eq!(r.status, 403);
     assert_eq!(
         upstream.count(),
-        2,
+        3,
         "preflights and refused origins never reach the upstream"
     );
 }
@@ -325,6 +351,10 @@ async fn concurrent_streams_per_principal_are_capped() {
     );
     let third = open().await;
     assert_eq!(third.status(), 429);
+    // A reload (SIGHUP) neither frees slots nor refills anything.
+    gw.signal("HUP");
+    gw.wait_for_log("config reloaded").await;
+    assert_eq!(open().await.status(), 429, "SIGHUP reset the stream cap");
     drop(first);
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(open().await.status(), 200, "a closed stream frees its slot");
