@@ -2,8 +2,6 @@
 //! rule that matched, so operators can test a policy before shipping it. It
 //! runs the same `authz::decide_call` as the request path.
 
-use std::fmt::Write as _;
-
 use crate::authz::{self, DenyMode, Unlisted};
 use crate::config::Config;
 use crate::jsonrpc::{RpcCall, Target};
@@ -85,15 +83,15 @@ pub fn explain(config: &Config, args: &ExplainArgs) -> Result<(bool, String), Ex
     let policy = route.policy.as_ref();
     let d = authz::decide_call(policy, &route.required_scopes, &granted, &call);
 
-    let mut out = String::new();
     let verdict = if d.allowed() { "ALLOW" } else { "DENY" };
-    let _ = writeln!(
-        out,
-        "{verdict} {} {}",
-        args.method,
-        call.target.name().unwrap_or("")
-    );
-    let _ = writeln!(out, "  route:    {}", route.path);
+    let mut lines = vec![
+        format!(
+            "{verdict} {} {}",
+            args.method,
+            call.target.name().unwrap_or("")
+        ),
+        format!("  route:    {}", route.path),
+    ];
     let rule = match (&d.rule, &call.target, policy) {
         (Some(r), _, _) => format!("`{r}`"),
         (None, Target::None, _) => {
@@ -105,17 +103,19 @@ pub fn explain(config: &Config, args: &ExplainArgs) -> Result<(bool, String), Ex
         }
         (None, _, Some(_)) => "(no rule matches; unlisted: allow)".to_owned(),
     };
-    let _ = writeln!(out, "  rule:     {rule}");
-    let _ = writeln!(out, "  required: {}", list(&d.required));
-    let _ = writeln!(out, "  missing:  {}", list(&d.missing));
+    lines.push(format!("  rule:     {rule}"));
+    lines.push(format!("  required: {}", list(&d.required)));
+    lines.push(format!("  missing:  {}", list(&d.missing)));
     if !d.allowed() {
         let answer = match (policy.map(|p| p.on_insufficient_scope), d.unlisted) {
             (Some(DenyMode::JsonRpcError), _) => "HTTP 200 with a JSON-RPC error",
             (_, true) => "HTTP 403 forbidden (no scope can fix it)",
             _ => "HTTP 403 with WWW-Authenticate: Bearer error=\"insufficient_scope\"",
         };
-        let _ = writeln!(out, "  answer:   {answer}");
+        lines.push(format!("  answer:   {answer}"));
     }
+    let mut out = lines.join("\n");
+    out.push('\n');
     Ok((d.allowed(), out))
 }
 

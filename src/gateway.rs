@@ -74,14 +74,14 @@ struct Outcome {
 
 impl Gateway {
     /// Builds the gateway and starts its background tasks (key refresh,
-    /// limiter housekeeping).
-    pub fn start(config: Arc<Config>, metrics: Arc<Metrics>) -> Arc<Self> {
+    /// limiter housekeeping). Fails only when the system random number
+    /// generator does: the fallback session key must never be all zeros.
+    pub fn start(
+        config: Arc<Config>,
+        metrics: Arc<Metrics>,
+    ) -> Result<Arc<Self>, aws_lc_rs::error::Unspecified> {
         let client = forward::client::build(config.limits.upstream_connect_timeout);
-        let mut fallback_session_key = [0u8; 32];
-        // aws-lc's RNG only fails without any OS entropy source.
-        let _ = aws_lc_rs::rand::fill(&mut fallback_session_key);
-        let mut prefix = [0u8; 4];
-        let _ = aws_lc_rs::rand::fill(&mut prefix);
+        let (fallback_session_key, prefix) = random_keys(aws_lc_rs::rand::fill)?;
         let snapshot = build_snapshot(config, &client, &metrics, None, &fallback_session_key);
         let gateway = Arc::new(Self {
             snapshot: ArcSwap::from_pointee(snapshot),
@@ -102,7 +102,7 @@ impl Gateway {
                 }
             }
         });
-        gateway
+        Ok(gateway)
     }
 
     /// Swaps in a snapshot built from `config`. Requests in flight keep the
@@ -503,6 +503,18 @@ impl Gateway {
     }
 }
 
+/// The fallback session key and the request-id prefix, from `fill` (the
+/// system RNG); its failure is the caller's error, never a zero key.
+fn random_keys(
+    fill: impl Fn(&mut [u8]) -> Result<(), aws_lc_rs::error::Unspecified>,
+) -> Result<([u8; 32], [u8; 4]), aws_lc_rs::error::Unspecified> {
+    let mut key = [0u8; 32];
+    fill(&mut key)?;
+    let mut prefix = [0u8; 4];
+    fill(&mut prefix)?;
+    Ok((key, prefix))
+}
+
 /// Builds a snapshot; `previous` lends its loaded key stores and, for a
 /// generated session key, continuity.
 fn build_snapshot(
@@ -626,5 +638,18 @@ async fn read_body(body: Incoming, limit: usize, timeout: Duration) -> Result<By
             Err(Rejection::BodyTooLarge { limit })
         }
         Err(_) => Err(Rejection::BodyRead),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::random_keys;
+
+    #[test]
+    fn a_failing_rng_is_an_error_not_a_zero_key() {
+        let failing = |_: &mut [u8]| Err(aws_lc_rs::error::Unspecified);
+        assert!(random_keys(failing).is_err());
+        let (key, _) = random_keys(aws_lc_rs::rand::fill).unwrap();
+        assert_ne!(key, [0u8; 32]);
     }
 }

@@ -16,7 +16,7 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            let _ = writeln!(std::io::stderr(), "error: {e:#}");
+            eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
     }
@@ -25,7 +25,10 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     // Both aws-lc-rs and ring may end up in the graph; pin the provider so
     // rustls never has to guess.
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    // An error means a provider is installed already, which is all we need.
+    rustls::crypto::aws_lc_rs::default_provider()
+        .install_default()
+        .ok();
     match cli.command.unwrap_or(Command::Run) {
         Command::Token(args) => {
             let token = devtoken::mint(&args)?;
@@ -105,9 +108,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 fn report(path: &std::path::Path, e: &ConfigError) {
-    let mut err = std::io::stderr().lock();
-    let _ = writeln!(err, "{}: invalid configuration", path.display());
+    eprintln!("{}: invalid configuration", path.display());
     for line in e.to_string().lines() {
-        let _ = writeln!(err, "  - {line}");
+        eprintln!("  - {line}");
     }
 }

@@ -253,7 +253,9 @@ mod tests {
     use crate::config::{KeySource, Secret};
 
     fn introspector(require_audience: bool) -> Introspector {
-        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+        rustls::crypto::aws_lc_rs::default_provider()
+            .install_default()
+            .ok();
         let issuer = Arc::new(Issuer {
             issuer: "https://as.example".into(),
             keys: KeySource::IntrospectionOnly,
@@ -322,6 +324,30 @@ mod tests {
             panic!("expected active");
         };
         assert!(p.audience_unchecked);
+        // Accepted on a route that lists no audiences beyond its resource,
+        // refused on one that does.
+        let route = |extra: &str| {
+            let yaml = format!(
+                "issuers: [{{issuer: \"https://as.example\", jwks_uri: \"https://as.example/jwks\"}}]\nroutes: [{{path: /mcp, upstream: \"http://127.0.0.1:1/mcp\", resource: \"https://mcp.example/mcp\"{extra}}}]\n"
+            );
+            crate::config::Config::from_yaml(&yaml, std::path::Path::new("."))
+                .unwrap()
+                .0
+                .routes[0]
+                .clone()
+        };
+        assert!(crate::authn::jwt::check_audience(&p, &route("")).is_ok());
+        assert!(matches!(
+            crate::authn::jwt::check_audience(&p, &route(", audiences: [api://x]")),
+            Err(AuthnError::AudienceMismatch)
+        ));
+        // An answer with an `aud` is still checked.
+        let Ok(Outcome::Active(named)) = lax.judge(answer(
+            serde_json::json!({"active": true, "aud": "https://other/mcp"}),
+        )) else {
+            panic!("expected active");
+        };
+        assert!(crate::authn::jwt::check_audience(&named, &route("")).is_err());
     }
 
     #[tokio::test]

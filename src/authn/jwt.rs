@@ -201,12 +201,16 @@ pub fn unverified_issuer(token: &str) -> Option<String> {
 
 /// RFC 8707 / MCP: the token must have been issued for this route's resource
 /// (or one of its configured extra audiences).
+///
+/// The one exception is an introspection answer without `aud` from an issuer
+/// with `require_audience: false` (`audience_unchecked`): it is accepted on
+/// routes that list no `audiences` beyond their `resource`, and on no other.
 pub fn check_audience(principal: &Principal, route: &Route) -> Result<(), AuthnError> {
-    if principal
+    let named = principal
         .audiences
         .iter()
-        .any(|a| route.audiences.contains(a))
-    {
+        .any(|a| route.audiences.contains(a));
+    if named || (principal.audience_unchecked && !route.extra_audiences) {
         Ok(())
     } else {
         Err(AuthnError::AudienceMismatch)

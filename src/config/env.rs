@@ -2,7 +2,7 @@
 
 /// Replaces every `${NAME}` with the variable's value. `$$` is a literal `$`.
 /// Returns the name of the first unset variable as the error.
-pub fn expand(input: &str) -> Result<String, String> {
+pub(super) fn expand(input: &str) -> Result<String, String> {
     expand_with(input, |name| std::env::var(name).ok())
 }
 

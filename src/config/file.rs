@@ -13,7 +13,7 @@ use serde::Deserialize;
 /// The whole file.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawConfig {
+pub(super) struct RawConfig {
     /// `host:port` to listen on.
     pub listen: Option<String>,
     /// `host:port` of the admin listener (`/metrics`, `/healthz`, `/readyz`).
@@ -42,7 +42,7 @@ pub struct RawConfig {
 /// `session_binding:`
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawSessionBinding {
+pub(super) struct RawSessionBinding {
     /// HMAC key, at least 32 characters.
     pub key: String,
 }
@@ -50,7 +50,7 @@ pub struct RawSessionBinding {
 /// `rate_limits:`
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawRateLimits {
+pub(super) struct RawRateLimits {
     /// e.g. `20/s burst 40`, per `iss`+`sub`.
     pub per_principal: Option<String>,
     /// Tool name → rate, per principal.
@@ -65,7 +65,7 @@ pub struct RawRateLimits {
 /// `token_cache:`
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawTokenCache {
+pub(super) struct RawTokenCache {
     /// Longest time a verified token is trusted without re-verification.
     pub ttl: Option<String>,
     /// Most cached tokens.
@@ -75,7 +75,7 @@ pub struct RawTokenCache {
 /// `tls:`
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawTls {
+pub(super) struct RawTls {
     /// PEM certificate chain.
     pub cert: String,
     /// PEM private key (PKCS#8, RSA or SEC1).
@@ -85,7 +85,7 @@ pub struct RawTls {
 /// One entry of `issuers:`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawIssuer {
+pub(super) struct RawIssuer {
     /// Exact `iss` value.
     pub issuer: String,
     /// Where the signing keys are published.
@@ -107,7 +107,7 @@ pub struct RawIssuer {
 /// `issuers[].introspection:`
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawIntrospection {
+pub(super) struct RawIntrospection {
     /// The introspection endpoint.
     pub endpoint: String,
     /// The gateway's client id at the authorization server.
@@ -127,7 +127,7 @@ pub struct RawIntrospection {
 /// One entry of `routes:`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawRoute {
+pub(super) struct RawRoute {
     /// Public path of the MCP endpoint on the gateway.
     pub path: String,
     /// URL of the unmodified MCP server.
@@ -170,7 +170,7 @@ pub struct RawRoute {
 /// `routes[].forward_identity:`
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawForwardIdentity {
+pub(super) struct RawForwardIdentity {
     /// Header for `sub`.
     pub subject_header: Option<String>,
     /// Header for the granted scopes (space-separated).
@@ -184,7 +184,7 @@ pub struct RawForwardIdentity {
 /// `routes[].policy:`
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawPolicy {
+pub(super) struct RawPolicy {
     /// JSON-RPC method → extra scopes.
     #[serde(default)]
     pub methods: BTreeMap<String, Vec<String>>,
@@ -210,7 +210,7 @@ pub struct RawPolicy {
 /// One `resources:` rule.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawResourceRule {
+pub(super) struct RawResourceRule {
     /// Glob or level-1 template.
     pub uri: String,
     /// Scopes required.
@@ -221,7 +221,7 @@ pub struct RawResourceRule {
 /// `unlisted:`
 #[derive(Debug, Clone, Copy, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum RawUnlisted {
+pub(super) enum RawUnlisted {
     /// Refuse.
     Deny,
     /// Allow.
@@ -231,7 +231,7 @@ pub enum RawUnlisted {
 /// `on_insufficient_scope:`
 #[derive(Debug, Clone, Copy, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum RawDenyMode {
+pub(super) enum RawDenyMode {
     /// 403 with a step-up challenge.
     Challenge,
     /// 200 with a JSON-RPC error.
@@ -241,7 +241,7 @@ pub enum RawDenyMode {
 /// `limits:`
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawLimits {
+pub(super) struct RawLimits {
     /// Largest request body, e.g. `4MiB`.
     pub max_body: Option<String>,
     /// Largest request head (request line + headers), e.g. `64KiB`.
@@ -281,7 +281,7 @@ pub struct RawLimits {
 }
 
 /// Parses YAML text into the raw shapes. Errors carry a path (`routes[0].upstrem`).
-pub fn parse(text: &str) -> Result<RawConfig, String> {
+pub(super) fn parse(text: &str) -> Result<RawConfig, String> {
     let value: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| e.to_string())?;
     let (value, env_errors) = expand_env(value, "");
     if !env_errors.is_empty() {

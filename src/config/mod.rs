@@ -167,6 +167,9 @@ pub struct Route {
     pub metadata_path: String,
     /// Accepted `aud` values; `resource` first.
     pub audiences: Vec<String>,
+    /// Whether `audiences:` lists values beyond `resource`. Such a route
+    /// never accepts a token whose audience went unchecked.
+    pub extra_audiences: bool,
     /// `authorization_servers` for the metadata.
     pub authorization_servers: Vec<String>,
     /// `scopes_supported` for the metadata.

@@ -40,8 +40,9 @@ pub fn spawn(path: PathBuf, gateway: Arc<Gateway>) {
                         || file.is_some_and(|f| f.to_string_lossy().starts_with(".."))
                 })
         });
-        if relevant {
-            let _ = file_tx.send("file change");
+        // A failed send means the reload task has ended: nothing to do.
+        if relevant && file_tx.send("file change").is_err() {
+            tracing::debug!("config change seen after the reload task ended");
         }
     })
     .and_then(|mut w| w.watch(&dir, RecursiveMode::NonRecursive).map(|()| w));
@@ -58,7 +59,9 @@ pub fn spawn(path: PathBuf, gateway: Arc<Gateway>) {
             match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
                 Ok(mut hup) => {
                     while hup.recv().await.is_some() {
-                        let _ = tx.send("SIGHUP");
+                        if tx.send("SIGHUP").is_err() {
+                            return; // the reload task has ended
+                        }
                     }
                 }
                 Err(e) => {

@@ -104,7 +104,10 @@ impl Report {
 
 /// Validates `raw`. Relative file paths resolve against `base_dir` (the config
 /// file's directory). Returns the config and its warnings, or every error.
-pub fn validate(raw: RawConfig, base_dir: &Path) -> Result<(Config, Vec<Problem>), Vec<Problem>> {
+pub(super) fn validate(
+    raw: RawConfig,
+    base_dir: &Path,
+) -> Result<(Config, Vec<Problem>), Vec<Problem>> {
     let mut report = Report::default();
 
     let listen = match raw.listen.as_deref() {
@@ -498,6 +501,7 @@ fn route(
         resource: raw.resource,
         resource_origin: origin,
         metadata_path,
+        extra_audiences: audiences.len() > 1,
         audiences,
         authorization_servers,
         scopes_supported: raw.scopes_supported,
@@ -583,7 +587,7 @@ fn algorithm(name: &str) -> Option<Algorithm> {
 }
 
 /// Resolves `path` against the directory of `config_file`.
-pub fn base_dir(config_file: &Path) -> PathBuf {
+pub(super) fn base_dir(config_file: &Path) -> PathBuf {
     config_file
         .parent()
         .map(Path::to_path_buf)

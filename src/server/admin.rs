@@ -31,7 +31,7 @@ const ACCEPT_BACKOFF: (Duration, Duration) = (Duration::from_millis(10), Duratio
 /// and for the first request, `idle_timeout` between requests, and a
 /// growing pause after accept errors (e.g. out of file descriptors) instead
 /// of a busy loop.
-pub async fn start(
+pub(super) async fn start(
     addr: SocketAddr,
     gateway: Arc<Gateway>,
     limits: &Limits,

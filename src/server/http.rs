@@ -45,13 +45,13 @@ const H2_PREFIX: &[u8] = b"PRI ";
 const PEEK_RETRY: (Duration, Duration) = (Duration::from_millis(1), Duration::from_millis(64));
 
 /// HTTP/1 and HTTP/2 settings, shared by every connection.
-pub struct Builder {
+pub(super) struct Builder {
     http1: http1::Builder,
     http2: http2::Builder<TokioExecutor>,
 }
 
 /// Everything needed to serve one accepted connection.
-pub struct Connection {
+pub(super) struct Connection {
     /// The request handler.
     pub gateway: Arc<Gateway>,
     /// HTTP settings.
@@ -77,7 +77,7 @@ enum Version {
 }
 
 /// HTTP/1 and HTTP/2 settings from the limits.
-pub fn builder(limits: &Limits) -> Builder {
+pub(super) fn builder(limits: &Limits) -> Builder {
     let mut http1 = http1::Builder::new();
     http1
         .timer(TokioTimer::new())
@@ -99,7 +99,7 @@ pub fn builder(limits: &Limits) -> Builder {
 
 impl Connection {
     /// Serves the connection until the client closes it or shutdown completes.
-    pub async fn serve(self, stream: TcpStream, peer: SocketAddr) {
+    pub(super) async fn serve(self, stream: TcpStream, peer: SocketAddr) {
         let activity = Activity::new();
         let (first, idle) = (self.handshake_timeout, self.idle_timeout);
         tokio::select! {

@@ -24,7 +24,7 @@ use tokio::time::Instant;
 
 /// What the watchdog of one connection knows.
 #[derive(Clone)]
-pub struct Activity(Arc<State>);
+pub(super) struct Activity(Arc<State>);
 
 struct State {
     opened: Instant,
@@ -36,11 +36,11 @@ struct State {
 }
 
 /// A request in flight; ends (and stamps the activity) when dropped.
-pub struct InFlight(Activity);
+pub(super) struct InFlight(Activity);
 
 impl Activity {
     /// A new connection's activity, opened now.
-    pub fn new() -> Self {
+    pub(super) fn new() -> Self {
         Self(Arc::new(State {
             opened: Instant::now(),
             started: AtomicBool::new(false),
@@ -51,7 +51,7 @@ impl Activity {
     }
 
     /// A request has started; it stays in flight until the guard is dropped.
-    pub fn begin(&self) -> InFlight {
+    pub(super) fn begin(&self) -> InFlight {
         self.0.started.store(true, Ordering::Relaxed);
         self.0.in_flight.fetch_add(1, Ordering::AcqRel);
         self.0.changed.notify_one();
@@ -60,7 +60,7 @@ impl Activity {
 
     /// Completes when the connection has been idle too long: no request
     /// within `first` of opening, or none in flight for `idle`.
-    pub async fn expired(&self, first: Duration, idle: Duration) {
+    pub(super) async fn expired(&self, first: Duration, idle: Duration) {
         let s = &self.0;
         loop {
             // Registered before the state is read, so no change is missed.

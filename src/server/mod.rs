@@ -40,6 +40,10 @@ pub enum ServeError {
     /// The TLS files are unusable.
     #[error(transparent)]
     Tls(#[from] tls::TlsError),
+    /// The system random number generator failed: no session key or request
+    /// id prefix can be made (never an all-zero key).
+    #[error("the system random number generator failed; refusing to start without a random key")]
+    Random,
 }
 
 /// Runs the gateway until a shutdown signal, then drains. With `config_path`,
@@ -61,7 +65,7 @@ pub async fn run(
     let scheme = if acceptor.is_some() { "https" } else { "http" };
 
     let metrics = Arc::new(Metrics::new());
-    let gateway = Gateway::start(config.clone(), metrics);
+    let gateway = Gateway::start(config.clone(), metrics).map_err(|_| ServeError::Random)?;
     if let Some(admin) = config.admin_listen {
         admin::start(admin, gateway.clone(), &config.limits)
             .await
@@ -107,7 +111,8 @@ pub async fn run(
 
     // Readiness fails from now on, so load balancers stop sending new work.
     gateway.begin_drain();
-    let _ = stop.send(true);
+    // Fails only when every worker has already stopped.
+    stop.send(true).ok();
     tracing::info!(
         grace_secs = limits.shutdown_grace.as_secs(),
         "shutting down: no longer accepting, draining"

@@ -24,7 +24,7 @@ use crate::gateway::Gateway;
 
 /// What every worker shares.
 #[derive(Clone)]
-pub struct Shared {
+pub(super) struct Shared {
     /// The request handler.
     pub gateway: Arc<Gateway>,
     /// HTTP settings.
@@ -46,7 +46,7 @@ pub struct Shared {
 /// Starts worker `index` on its own OS thread. It accepts from `listener`
 /// until `stop` turns true, then drains its connections for up to
 /// `shutdown_grace` and reports on `done` whether all of them finished.
-pub fn spawn(
+pub(super) fn spawn(
     index: usize,
     listener: std::net::TcpListener,
     shared: Shared,
@@ -67,7 +67,9 @@ pub fn spawn(
                 }
             };
             let drained = runtime.block_on(serve(listener, shared, stop));
-            let _ = done.send(drained);
+            if done.send(drained).is_err() {
+                tracing::debug!("worker drained after the main thread stopped waiting");
+            }
         })
         .map(drop)
 }
@@ -107,7 +109,8 @@ async fn serve(
             },
             _ = stop.wait_for(|s| *s) => break,
         };
-        let _ = stream.set_nodelay(true);
+        // Latency only: a socket that refuses TCP_NODELAY still works.
+        stream.set_nodelay(true).ok();
         let conn = http::Connection {
             gateway: shared.gateway.clone(),
             builder: shared.builder.clone(),

@@ -139,7 +139,7 @@ impl Metrics {
     pub fn encode(&self) -> String {
         let mut out = String::new();
         // Writing to a String cannot fail.
-        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        prometheus_client::encoding::text::encode(&mut out, &self.registry).ok();
         out
     }
 
