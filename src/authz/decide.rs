@@ -6,7 +6,7 @@
 //! chosen from the call's method and target whether or not the message has an
 //! `id`, so a "notification" cannot smuggle a `tools/call` past a rule.
 
-use crate::jsonrpc::{Envelope, RpcCall, Target};
+use crate::jsonrpc::{Envelope, KNOWN_METHODS, RpcCall, Target};
 
 use super::policy::{Policy, Rule, Unlisted};
 
@@ -57,8 +57,16 @@ pub fn decide_call(
     let mut unlisted = false;
     let mut rule = None;
     if let Some(policy) = policy {
-        if let Some(method_scopes) = call.method.as_deref().and_then(|m| policy.methods.get(m)) {
-            required.extend(method_scopes.iter().cloned());
+        match call.method.as_deref().map(|m| (m, policy.methods.get(m))) {
+            Some((_, Some(method_scopes))) => required.extend(method_scopes.iter().cloned()),
+            // Neither an MCP method nor listed: refused like an unlisted
+            // target when the policy says so (no scope can fix it).
+            Some((m, None))
+                if policy.unknown_methods == Unlisted::Deny && !KNOWN_METHODS.contains(&m) =>
+            {
+                unlisted = true;
+            }
+            _ => {}
         }
         let matched: Vec<Option<&Rule>> = match &call.target {
             Target::None => vec![],

@@ -68,6 +68,10 @@ pub struct Policy {
     pub prompts: NameRules,
     /// What happens to a target with no rule.
     pub unlisted: Unlisted,
+    /// What happens to a method that is neither an MCP method of a supported
+    /// protocol version ([`crate::jsonrpc::KNOWN_METHODS`]) nor listed in
+    /// `methods`.
+    pub unknown_methods: Unlisted,
     /// How a scope denial is answered.
     pub on_insufficient_scope: DenyMode,
     /// Whether list responses are filtered to what the caller may use.

@@ -199,6 +199,9 @@ pub(super) struct RawPolicy {
     pub prompts: BTreeMap<String, Vec<String>>,
     /// `deny` (default) or `allow` for targets no rule matches.
     pub unlisted: Option<RawUnlisted>,
+    /// `allow` (default) or `deny` for methods that are neither MCP methods
+    /// nor listed under `methods`.
+    pub unknown_methods: Option<RawUnlisted>,
     /// `challenge` (default) or `jsonrpc_error`.
     pub on_insufficient_scope: Option<RawDenyMode>,
     /// Hide unusable entries from list responses (default true).

@@ -121,6 +121,11 @@ pub(super) fn compile(raw: RawPolicy, path: &str, report: &mut Report) -> Option
             None | Some(RawUnlisted::Deny) => Unlisted::Deny,
             Some(RawUnlisted::Allow) => Unlisted::Allow,
         },
+        // `allow` by default, for compatibility; docs recommend `deny`.
+        unknown_methods: match raw.unknown_methods {
+            None | Some(RawUnlisted::Allow) => Unlisted::Allow,
+            Some(RawUnlisted::Deny) => Unlisted::Deny,
+        },
         on_insufficient_scope: match raw.on_insufficient_scope {
             None | Some(RawDenyMode::Challenge) => DenyMode::Challenge,
             Some(RawDenyMode::JsonrpcError) => DenyMode::JsonRpcError,

@@ -257,6 +257,8 @@ body("subscriptions/listen to a private URI", 403, rpc("subscriptions/listen", {
 body("subscriptions/listen with a dot-segment", 400, rpc("subscriptions/listen", {"notifications": {"resourceSubscriptions": ["file:///public/../private/x"]}}))
 body("subscriptions/listen with a non-string subscription", 400, rpc("subscriptions/listen", {"notifications": {"resourceSubscriptions": [{"uri": "file:///private/x"}]}}))
 body("control: subscriptions/listen to public URIs", 200, rpc("subscriptions/listen", {"notifications": {"resourceSubscriptions": ["file:///public/a"]}}), upstream=True)
+for method in ["tools/Call", "tools/call/", "Tools/call", "x-admin/reset", "tools\u2215call", "rpc.discover"]:
+    body(f"unknown method {method!r} under unknown_methods: deny", 403, rpc(method, {"name": "admin_reset"}))
 for q in ["sessionId=abc", "session_id=abc", "sessionid=abc", "session%49d=abc"]:
     case(f"legacy session id in the query ({q})", 400, path=f"/mcp?{q}", body=CALL_ECHO)
 for q in ["access%5Ftoken={{token_admin}}", "x=1;access_token={{token_admin}}"]:

@@ -23,6 +23,7 @@ use crate::{ISS, RESOURCE};
 const ROUTE: &str = r#"
 required_scopes: [mcp:tools]
 policy:
+  unknown_methods: deny
   methods: {logging/setLevel: [mcp:admin]}
   tools: {echo: [], "admin_*": [mcp:admin]}
   resources:

@@ -32,6 +32,7 @@ fn policy(unlisted: Unlisted) -> Policy {
         .unwrap(),
         prompts: NameRules::compile(pairs(&[("summarize", &["mcp:prompts"])])).unwrap(),
         unlisted,
+        unknown_methods: Unlisted::Allow,
         on_insufficient_scope: DenyMode::Challenge,
         filter_lists: true,
         pass_oversize_lists: false,
@@ -224,4 +225,37 @@ fn every_subscription_is_judged_as_resources_subscribe() {
     assert!(d.unlisted, "one unlisted subscription refuses the call");
     let d = decide_call(Some(&p), &[], &s(&[]), &listen(&[]));
     assert!(d.allowed(), "no subscriptions, nothing to judge");
+}
+
+#[test]
+fn unknown_methods_are_refused_only_when_the_policy_says_so() {
+    let mut p = policy(Unlisted::Deny);
+    let x = call("x/unknown", Target::None);
+    assert!(
+        decide_call(Some(&p), &[], &[], &x).allowed(),
+        "default allow"
+    );
+    p.unknown_methods = Unlisted::Deny;
+    let d = decide_call(Some(&p), &[], &[], &x);
+    assert!(d.unlisted && !d.allowed());
+    // MCP methods and methods the policy lists still pass.
+    assert!(decide_call(Some(&p), &[], &[], &call("ping", Target::None)).allowed());
+    assert!(
+        decide_call(
+            Some(&p),
+            &[],
+            &[],
+            &call("notifications/cancelled", Target::None)
+        )
+        .allowed()
+    );
+    p.methods.insert("x/unknown".into(), vec![]);
+    assert!(decide_call(Some(&p), &[], &[], &x).allowed());
+    // A client's response to a server request has no method: unaffected.
+    let response = RpcCall {
+        method: None,
+        id: Some(serde_json::json!(1)),
+        target: Target::None,
+    };
+    assert!(decide_call(Some(&p), &[], &[], &response).allowed());
 }
