@@ -147,6 +147,9 @@ pub fn query_names_session(query: Option<&str>) -> bool {
     query.is_some_and(|q| {
         q.split(';').any(|part| {
             url::form_urlencoded::parse(part.as_bytes()).any(|(k, _)| {
+                // `sessionId[]` and `sessionId[0]` are arrays to `qs`-style
+                // parsers, which hand back the string.
+                let k = k.split('[').next().unwrap_or_default();
                 let k: String = k.chars().filter(|c| *c != '_' && *c != '-').collect();
                 k.eq_ignore_ascii_case("sessionid")
             })
@@ -233,6 +236,8 @@ mod tests {
             "session_id=3",
             "session%49d=4",
             "sessionid",
+            "sessionId[]=5",
+            "sessionId%5B0%5D=6",
         ] {
             assert!(query_names_session(Some(q)), "{q}");
         }

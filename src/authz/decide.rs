@@ -8,7 +8,7 @@
 
 use crate::jsonrpc::{Envelope, KNOWN_METHODS, RpcCall, Target};
 
-use super::policy::{Policy, Rule, Unlisted};
+use super::policy::{Policy, ResourceRules, Rule, Unlisted};
 
 /// The verdict for one call.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,14 +72,16 @@ pub fn decide_call(
             Target::None => vec![],
             Target::Tool(name) => vec![policy.tools.find(name)],
             Target::Prompt(name) => vec![policy.prompts.find(name)],
-            Target::Resource(uri) => vec![policy.resources.find(uri)],
+            Target::Resource(uri) => resource_rules(&policy.resources, uri),
             // Each subscription is judged as its own `resources/subscribe`.
             Target::Resources(uris) => {
                 let subscribe = policy.methods.get("resources/subscribe");
                 if let Some(s) = subscribe.filter(|_| !uris.is_empty()) {
                     required.extend(s.iter().cloned());
                 }
-                uris.iter().map(|u| policy.resources.find(u)).collect()
+                uris.iter()
+                    .flat_map(|u| resource_rules(&policy.resources, u))
+                    .collect()
             }
         };
         let mut rules = Vec::new();
@@ -92,6 +94,7 @@ pub fn decide_call(
                 None => unlisted |= policy.unlisted == Unlisted::Deny,
             }
         }
+        rules.dedup();
         if !rules.is_empty() {
             rule = Some(rules.join(" "));
         }
@@ -109,6 +112,17 @@ pub fn decide_call(
         unlisted,
         rule,
     }
+}
+
+/// The rules a resource URI must satisfy: its own, and, when it has a query,
+/// that of the URI without it, since a template server (`{id}{?q}`) may act
+/// on the part before `?` alone.
+fn resource_rules<'p>(rules: &'p ResourceRules, uri: &str) -> Vec<Option<&'p Rule>> {
+    let mut out = vec![rules.find(uri)];
+    if let Some(base) = crate::jsonrpc::uri::without_query(uri) {
+        out.push(rules.find(base));
+    }
+    out
 }
 
 /// Decides a whole body: all calls must pass, or the body is refused.

@@ -238,7 +238,8 @@ fn name_glob_regex(p: &str) -> String {
 }
 
 /// Resource patterns: `*` matches within a path segment, `**` across
-/// segments, `{var}` (RFC 6570 level 1) matches one non-empty segment.
+/// segments, `{var}` (RFC 6570 level 1) matches one non-empty segment; `*`
+/// and `{var}` never match a `?` (the query starts a new part).
 pub fn uri_pattern_regex(p: &str) -> Result<String, String> {
     if p.is_empty() {
         return Err("empty URI pattern".into());
@@ -257,7 +258,9 @@ pub fn uri_pattern_regex(p: &str) -> Result<String, String> {
                     }
                     out.push_str(".*");
                 } else {
-                    out.push_str("[^/]*");
+                    // Within a segment: never across `/`, nor into the
+                    // query, which a template server may drop.
+                    out.push_str("[^/?#]*");
                 }
             }
             '{' => {
@@ -278,7 +281,7 @@ pub fn uri_pattern_regex(p: &str) -> Result<String, String> {
                 if name.is_empty() {
                     return Err("empty `{}` in template".into());
                 }
-                out.push_str("[^/]+");
+                out.push_str("[^/?#]+");
             }
             '}' => return Err("unmatched `}` in template".into()),
             c if c.is_whitespace() || c.is_control() => {
@@ -360,6 +363,10 @@ mod tests {
         assert!(r.find("file:///logs/a.txt").is_some());
         assert!(r.find("file:///logs/x/a.txt").is_none());
         assert!(r.find("file:///publicity").is_none());
+        // `*` and `{var}` stop at the query.
+        assert!(r.find("db://customers/vip?x").is_none());
+        assert!(r.find("file:///logs/a.txt?.txt").is_none());
+        assert!(r.find("file:///public/a?b").is_some(), "`**` spans it");
     }
 
     #[test]

@@ -100,15 +100,17 @@ fn rewrite(bytes: &[u8], filter: &ListFilter) -> Result<Option<Vec<u8>>, FilterE
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
-    // A batch answer to a single list request is not something we can vouch
-    // for entry by entry; refuse it rather than guess.
-    if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
-        return Err(FilterError::Batch);
-    }
     let Some(allow) = &filter.allow else {
         return Ok(None);
     };
-    Ok(match raw::rewrite(bytes, allow)? {
+    let batch = bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[');
+    // A batch answer to a single list request is not something we can vouch
+    // for entry by entry; refuse it rather than guess. Any other answer (to
+    // a batch, say) has every message in it filtered.
+    if batch && filter.kind.is_some() {
+        return Err(FilterError::Batch);
+    }
+    Ok(match raw::rewrite_any(bytes, allow)? {
         Rewrite::Matched(out) => Some(out),
         Rewrite::NoMatch => None,
     })

@@ -18,12 +18,17 @@ impl ListFilter {
     /// The filter for a response on `route` to `method` carrying `calls`, for
     /// a caller holding `granted`; `None` when the response needs none.
     ///
-    /// - a single `*/list` call on a route that filters lists: its answer;
-    /// - a GET on such a route: the stream, whatever it carries, because an
-    ///   upstream with an event store replays earlier answers, lists
-    ///   included, on a GET with `Last-Event-ID`;
-    /// - a GET on any other route: the stream is watched for the legacy
-    ///   HTTP+SSE transport only (`allow: None`).
+    /// On a route that filters lists, every POST answer and every GET stream:
+    /// - a list answer, obviously;
+    /// - any other POST answer too, because upstreams route answers by
+    ///   JSON-RPC `id` (the TS SDK by `id`, the Python SDK by `str(id)`): a
+    ///   `ping` sent with the `id` of an in-flight `tools/list` on the same
+    ///   session can receive that list on its own stream;
+    /// - a GET stream, because an upstream with an event store replays
+    ///   earlier answers, lists included, on a GET with `Last-Event-ID`.
+    ///
+    /// On any other route, a GET stream is watched for the legacy HTTP+SSE
+    /// transport only (`allow: None`).
     pub fn for_request(
         route: &Arc<Route>,
         method: &Method,
@@ -49,13 +54,19 @@ impl ListFilter {
                 max_event_bytes,
                 pass_oversize: policy.pass_oversize_lists,
             }),
-            (Some(policy), [call]) => {
-                let kind = ListKind::from_method(call.method())?;
-                // A list notification gets no answer from a conforming
-                // server; if one comes anyway, it is filtered like any other.
+            (Some(policy), _) if *method == Method::POST => {
+                let (id, kind) = match calls {
+                    // A list notification gets no answer from a conforming
+                    // server; if one comes anyway, it is filtered like any other.
+                    [call] => (
+                        call.id.clone().unwrap_or(Value::Null),
+                        ListKind::from_method(call.method()),
+                    ),
+                    _ => (Value::Null, None),
+                };
                 Some(Self {
-                    id: call.id.clone().unwrap_or(Value::Null),
-                    kind: Some(kind),
+                    id,
+                    kind,
                     allow: allow(),
                     max_event_bytes,
                     pass_oversize: policy.pass_oversize_lists,

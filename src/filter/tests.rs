@@ -530,3 +530,64 @@ async fn transport_only_streams_pass_lists_and_large_events_unchanged() {
     .await;
     assert_eq!(out, json);
 }
+
+/// What an upstream that routes answers by `id` can put on the stream of a
+/// `ping` that reused the `id` of an in-flight `tools/list`.
+#[tokio::test]
+async fn any_answer_on_a_filtering_route_has_its_lists_filtered() {
+    let mut ping = list_filter(ListKind::Tools, 4096);
+    ping.kind = None;
+    let stolen =
+        r#"{"jsonrpc":"2.0","id":"7","result":{"tools":[{"name":"secret"},{"name":"a"}]}}"#;
+    let (_, out) = run(
+        response("application/json", vec![stolen.into()]),
+        ping.clone(),
+    )
+    .await;
+    let got: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(got["result"]["tools"], json!([{"name": "a"}]));
+    // A batch answer to a batch request is filtered, not refused.
+    let batch = format!("[{stolen},{{\"jsonrpc\":\"2.0\",\"id\":2,\"result\":{{}}}}]");
+    let (parts, out) = run(response("application/json", vec![batch.into()]), ping).await;
+    assert_eq!(parts.status, StatusCode::OK);
+    let got: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(got[0]["result"]["tools"], json!([{"name": "a"}]));
+    assert_eq!(got[1]["result"], json!({}));
+}
+
+#[test]
+fn every_post_and_get_on_a_filtering_route_is_planned_for_filtering() {
+    use crate::jsonrpc::{RpcCall, Target};
+    let route = |policy: &str| {
+        let yaml = format!(
+            "issuers: [{{issuer: \"https://as\", jwks_uri: \"https://as/jwks\"}}]\nroutes: [{{path: /mcp, upstream: \"http://127.0.0.1:1/mcp\", resource: \"https://gw/mcp\"{policy}}}]\n"
+        );
+        crate::config::Config::from_yaml(&yaml, std::path::Path::new("."))
+            .unwrap()
+            .0
+            .routes[0]
+            .clone()
+    };
+    let ping = [RpcCall {
+        method: Some("ping".into()),
+        id: Some(json!(7)),
+        target: Target::None,
+    }];
+    let filtering = route(", policy: {tools: {echo: []}}");
+    let plan = |r: &Arc<crate::config::Route>, m: http::Method, calls: &[RpcCall]| {
+        ListFilter::for_request(r, &m, calls, &[], 4096)
+    };
+    let f = plan(&filtering, http::Method::POST, &ping).unwrap();
+    assert!(f.allow.is_some() && f.kind.is_none() && f.id == json!(7));
+    assert!(
+        plan(&filtering, http::Method::GET, &[])
+            .unwrap()
+            .allow
+            .is_some()
+    );
+    assert!(plan(&filtering, http::Method::DELETE, &[]).is_none());
+    let plain = route("");
+    assert!(plan(&plain, http::Method::POST, &ping).is_none());
+    let get = plan(&plain, http::Method::GET, &[]).unwrap();
+    assert!(get.allow.is_none(), "transport checks only");
+}

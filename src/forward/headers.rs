@@ -117,7 +117,18 @@ pub fn add_identity(headers: &mut HeaderMap, route: &Route, principal: &Principa
         }
     };
     set(&fi.subject, principal.subject.clone());
-    set(&fi.scopes, Some(principal.scopes.join(" ")));
+    // Only RFC 6749 scope-tokens: an array entry `"b c"` is one scope to the
+    // gateway and must not become two to the upstream.
+    let scopes: Vec<&str> = principal
+        .scopes
+        .iter()
+        .map(String::as_str)
+        .filter(|s| {
+            s.bytes()
+                .all(|b| matches!(b, 0x21 | 0x23..=0x5B | 0x5D..=0x7E))
+        })
+        .collect();
+    set(&fi.scopes, Some(scopes.join(" ")));
     set(&fi.client_id, principal.client_id.clone());
     set(&fi.issuer, Some(principal.issuer.clone()));
     for (name, value) in &route.upstream_headers {

@@ -1,12 +1,13 @@
 //! Stage 5, resource URIs: the one form of a `params.uri` that the policy
 //! judges, which is the form the upstream SDKs act on.
 //!
-//! The TS SDK reads `params.uri` with WHATWG `new URL()` and the Python SDK
-//! with pydantic's `AnyUrl` (the `url` crate underneath): both delete TAB, LF
-//! and CR anywhere, trim C0 controls and spaces, lowercase the scheme (and a
-//! special scheme's host), and resolve `.`/`..` segments, also as `%2e`. The
-//! Python SDK then percent-decodes the values a resource template captures
-//! (`db://customers/vi%70` is `vip`). So a URI is judged as follows
+//! The TS SDK reads `params.uri` with WHATWG `new URL()`: it deletes TAB, LF
+//! and CR anywhere, trims C0 controls and spaces, lowercases the scheme (and
+//! a special scheme's host), and resolves `.`/`..` segments, also as `%2e`.
+//! The Python SDK matches the raw string against its resources and
+//! templates, then percent-decodes the values a template captures
+//! (`db://customers/vi%70` is `vip`); a template with a `{?q}` tail ignores
+//! the fragment and extra query parameters. So a URI is judged as follows
 //! (README, "Security model"):
 //!
 //! 1. refused if it holds a control character (U+0000–U+001F, U+007F–U+009F),
@@ -15,19 +16,26 @@
 //! 2. refused if a path segment is `.` or `..`, in any encoding: a server that
 //!    reads the raw string and one that resolves it would reach different
 //!    resources;
-//! 3. parsed as a WHATWG URL (the `url` crate); not an absolute URL: refused;
-//! 4. its serialization percent-decoded; an escape that decodes to a
+//! 3. refused if it has a fragment (`#`): servers drop it or keep it as they
+//!    like, so it can only blur which resource is meant;
+//! 4. for `file:`, refused if it holds a `|` (WHATWG turns `C|` into a drive
+//!    letter `C:`), a host (`file://host/…`; `localhost` is fine), or an empty
+//!    path segment: the `url` crate and Node's parser differ on all three;
+//! 5. parsed as a WHATWG URL (the `url` crate); not an absolute URL: refused;
+//! 6. its serialization percent-decoded; an escape that decodes to a
 //!    delimiter (`/ ? # %`), a backslash or a control character, or bytes
 //!    that are not UTF-8, is refused, because a decoding server would cross a
 //!    rule boundary the gateway did not;
-//! 5. refused unless the decoded form serializes back to the same URL: every
+//! 7. refused unless the decoded form serializes back to the same URL: every
 //!    escape left is one WHATWG itself writes (a space, `é`), never one the
 //!    client chose (`vi%70`). So a server that decodes (Python templates)
 //!    and one that does not (a TS exact-URI lookup) read one resource name,
 //!    and the decoded form the gateway judges is that name.
 //!
 //! Resource patterns in the config are held to the same form (see
-//! [`pattern_problem`]), so a rule and a request compare like with like.
+//! [`pattern_problem`]), so a rule and a request compare like with like. A
+//! URI with a query is judged twice, with and without it
+//! ([`without_query`]): a template server may read only the part before `?`.
 
 /// Why a resource URI cannot be judged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -45,6 +53,13 @@ pub enum UriError {
     /// bytes that are not UTF-8.
     #[error("resource URI contains an encoded delimiter or invalid escape")]
     Escape,
+    /// A fragment (`#…`).
+    #[error("resource URI has a fragment")]
+    Fragment,
+    /// A `file:` URI that URL parsers read differently (`|`, a host, an
+    /// empty segment).
+    #[error("file: URI with a drive bar, a host or an empty path segment")]
+    FileForm,
 }
 
 /// The canonical form of a resource URI, or why it cannot be judged.
@@ -53,6 +68,10 @@ pub fn canonical(uri: &str) -> Result<String, UriError> {
     if has_dot_segment(uri) {
         return Err(UriError::DotSegment);
     }
+    if uri.contains('#') {
+        return Err(UriError::Fragment);
+    }
+    check_file_form(uri)?;
     let parsed = url::Url::parse(uri).map_err(|_| UriError::NotAbsolute)?;
     let decoded = decode(parsed.as_str())?;
     let again = url::Url::parse(&decoded).map_err(|_| UriError::Escape)?;
@@ -128,6 +147,48 @@ pub fn sample_instance(pattern: &str) -> String {
         }
     }
     out
+}
+
+/// The URI without its query (`None` when it has none): judged as well,
+/// since a template server may match only the part before `?`.
+pub fn without_query(uri: &str) -> Option<&str> {
+    uri.split_once('?').map(|(before, _)| before)
+}
+
+/// `file:` URIs that the `url` crate and Node's WHATWG parser read
+/// differently (fuzzed against Node 20): a `|` (a drive letter to WHATWG),
+/// a host other than `localhost` (the `url` crate drops it before a drive
+/// letter), or an empty path segment (collapsed by one, kept by the other).
+fn check_file_form(uri: &str) -> Result<(), UriError> {
+    let Some((scheme, rest)) = uri.split_once(':') else {
+        return Ok(());
+    };
+    if !scheme.eq_ignore_ascii_case("file") {
+        return Ok(());
+    }
+    let rest = rest.split('?').next().unwrap_or_default();
+    let path = match rest.strip_prefix("//") {
+        Some(after) => {
+            let (host, path) = after.split_at(after.find('/').unwrap_or(after.len()));
+            if !host.is_empty() && !host.eq_ignore_ascii_case("localhost") {
+                return Err(UriError::FileForm);
+            }
+            path
+        }
+        None => rest,
+    };
+    let empty_segment = path
+        .strip_prefix('/')
+        .unwrap_or(path)
+        .split('/')
+        .rev()
+        .skip(1)
+        .any(str::is_empty)
+        || path.starts_with("//");
+    if uri.contains('|') || empty_segment {
+        return Err(UriError::FileForm);
+    }
+    Ok(())
 }
 
 fn check_characters(uri: &str) -> Result<(), UriError> {
@@ -210,6 +271,7 @@ mod tests {
             ("file:///public/caf%c3%a9", "file:///public/café"),
             ("file:///public/a%20b", "file:///public/a b"),
             ("file:///public/%7Bx%7D", "file:///public/{x}"),
+            ("db://customers/vip?fields=x", "db://customers/vip?fields=x"),
             ("file:///public/café", "file:///public/café"),
             ("file:///public/a b", "file:///public/a b"),
             ("HTTPS://Example.COM:443/a", "https://example.com/a"),
@@ -252,6 +314,15 @@ mod tests {
             "file:///public/a%4",
             "relative/path",
             "",
+            "db://customers/vip#x",
+            "db://customers/vip?#",
+            "file:///C|/secret.txt",
+            "file://fs1/C|/x",
+            "file://fs1/x",
+            "file:////x",
+            "file://h//x",
+            "file:///a//b",
+            "file:/a//b",
         ] {
             assert!(canonical(bad).is_err(), "{bad:?}");
         }
@@ -263,6 +334,20 @@ mod tests {
         let c = canonical("x://.:/tB-:B@-BA").unwrap();
         assert_eq!(canonical(&c).as_deref(), Ok(c.as_str()));
         assert!(canonical("x://./../y").is_err());
+    }
+
+    #[test]
+    fn file_uris_all_parsers_agree_on_pass() {
+        for ok in [
+            "file:///public/a.txt",
+            "file://localhost/public/a",
+            "file:///a/b/",
+            "FILE:///a",
+        ] {
+            assert!(canonical(ok).is_ok(), "{ok}");
+        }
+        assert_eq!(without_query("db://c/vip?x=1"), Some("db://c/vip"));
+        assert_eq!(without_query("db://c/vip"), None);
     }
 
     #[test]

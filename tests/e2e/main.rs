@@ -30,6 +30,7 @@ mod oauth;
 mod operations;
 mod policy;
 mod timeouts;
+mod uri_whatwg;
 
 /// The issuer every test trusts.
 pub const ISS: &str = "https://issuer.example.test";

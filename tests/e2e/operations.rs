@@ -292,6 +292,20 @@ async fn identity_headers_are_set_from_the_token_and_never_spoofed() {
         vec!["alice"]
     );
     assert_eq!(seen.headers["x-mcp-scopes"], "a b");
+    // An array entry is one scope, never split into two for the upstream.
+    let mut claims = issuer.claims(RESOURCE, "");
+    claims.as_object_mut().unwrap().remove("scope");
+    claims["scp"] = serde_json::json!(["a", "b c", "x\ty"]);
+    let r = send(
+        "POST",
+        &gw.url("/mcp"),
+        &[("authorization", &format!("Bearer {}", issuer.sign(&claims)))],
+        &call("echo"),
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let again = upstream.seen.lock().unwrap()[1].clone();
+    assert_eq!(again.headers["x-mcp-scopes"], "a");
     assert_eq!(seen.headers["x-mcp-client"], "test-client");
     assert_eq!(
         seen.headers.get_all("x-api-key").iter().collect::<Vec<_>>(),

@@ -259,3 +259,38 @@ fn unknown_methods_are_refused_only_when_the_policy_says_so() {
     };
     assert!(decide_call(Some(&p), &[], &[], &response).allowed());
 }
+
+#[test]
+fn a_uri_with_a_query_is_judged_with_and_without_it() {
+    let pairs = |v: &[(&str, &[&str])]| {
+        v.iter()
+            .map(|(p, sc)| (p.to_string(), s(sc)))
+            .collect::<Vec<_>>()
+    };
+    let mut p = policy(Unlisted::Deny);
+    p.resources = ResourceRules::compile(pairs(&[
+        ("db://customers/vip", &["crm:admin"]),
+        ("db://customers/{id}", &["crm:read"]),
+        ("db://customers/**", &["crm:read"]),
+    ]))
+    .unwrap();
+    let read = |uri: &str| call("resources/read", Target::Resource(uri.into()));
+    let d = decide_call(
+        Some(&p),
+        &[],
+        &s(&["crm:read"]),
+        &read("db://customers/vip?fields=x"),
+    );
+    assert_eq!(d.missing, s(&["crm:admin"]), "{d:?}");
+    let d = decide_call(
+        Some(&p),
+        &[],
+        &s(&["crm:read"]),
+        &read("db://customers/7?fields=x"),
+    );
+    assert!(d.allowed(), "{d:?}");
+    assert_eq!(
+        d.rule.as_deref(),
+        Some("db://customers/** db://customers/{id}")
+    );
+}
