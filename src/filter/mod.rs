@@ -188,7 +188,10 @@ impl ListFilter {
 /// Async because a JSON body must be read whole before the new status and
 /// `Content-Length` can be chosen; SSE and pass-through never wait here.
 pub async fn filter_response(resp: Response<Body>, filter: ListFilter) -> Response<Body> {
-    if !resp.status().is_success() || resp.body().is_end_stream() {
+    // Clients read no body on an error, on 202 (a notification or response
+    // accepted) or on an empty one.
+    let status = resp.status();
+    if !status.is_success() || status == StatusCode::ACCEPTED || resp.body().is_end_stream() {
         return resp;
     }
     let media = media_type(resp.headers());
@@ -196,14 +199,21 @@ pub async fn filter_response(resp: Response<Body>, filter: ListFilter) -> Respon
         // Transport checks only: an SSE stream is watched for the legacy
         // transport's `endpoint` event; anything else passes.
         return match media {
-            Ok(Media::EventStream) => sse::wrap(resp, filter),
+            Ok(Some(Media::EventStream)) => sse::wrap(resp, filter),
             _ => resp,
         };
     }
     // Fail closed: a body whose type we do not read the way a client might
-    // (missing, twice, another type or charset) could carry the list.
+    // (twice, another type or charset) could carry the list. A body with no
+    // type at all is parsed by no SDK client, so only the answer to a list
+    // request must have one.
     let media = match media {
-        Ok(media) => media,
+        Ok(Some(media)) => media,
+        Ok(None) if filter.kind.is_none() => return resp,
+        Ok(None) => {
+            filter.log_failure(&FilterError::Media);
+            return fail_closed_response(&filter.id);
+        }
         Err(err) => {
             filter.log_failure(&err);
             return fail_closed_response(&filter.id);
@@ -225,11 +235,14 @@ pub async fn filter_response(resp: Response<Body>, filter: ListFilter) -> Respon
 }
 
 /// The one `Content-Type` of a response: `application/json` or
-/// `text/event-stream`, case-insensitive, with no charset but UTF-8.
-fn media_type(headers: &HeaderMap) -> Result<Media, FilterError> {
+/// `text/event-stream`, case-insensitive, with no charset but UTF-8; `None`
+/// when there is none.
+fn media_type(headers: &HeaderMap) -> Result<Option<Media>, FilterError> {
     let mut values = headers.get_all(CONTENT_TYPE).iter();
-    let (Some(value), None) = (values.next(), values.next()) else {
-        return Err(FilterError::Media);
+    let value = match (values.next(), values.next()) {
+        (None, _) => return Ok(None),
+        (Some(value), None) => value,
+        (Some(_), Some(_)) => return Err(FilterError::Media),
     };
     let value = value.to_str().map_err(|_| FilterError::Media)?;
     let mut parts = value.split(';');
@@ -249,7 +262,7 @@ fn media_type(headers: &HeaderMap) -> Result<Media, FilterError> {
             }
         }
     }
-    Ok(media)
+    Ok(Some(media))
 }
 
 /// The JSON-RPC error the client gets instead of a list we could not filter.

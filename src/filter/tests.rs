@@ -591,3 +591,29 @@ fn every_post_and_get_on_a_filtering_route_is_planned_for_filtering() {
     let get = plan(&plain, http::Method::GET, &[]).unwrap();
     assert!(get.allow.is_none(), "transport checks only");
 }
+
+#[tokio::test]
+async fn accepted_and_untyped_answers_to_other_requests_pass() {
+    let mut ping = list_filter(ListKind::Tools, 4096);
+    ping.kind = None;
+    let body = r#"{"jsonrpc":"2.0","id":7,"result":{"tools":[{"name":"secret"}]}}"#;
+    let mut accepted = response("application/json", vec![body.into()]);
+    *accepted.status_mut() = StatusCode::ACCEPTED;
+    accepted.headers_mut().remove(CONTENT_TYPE);
+    let (parts, _) = run(accepted, ping.clone()).await;
+    assert_eq!(parts.status, StatusCode::ACCEPTED);
+    let mut untyped = response("application/json", vec![body.into()]);
+    untyped.headers_mut().remove(CONTENT_TYPE);
+    let (parts, _) = run(untyped, ping.clone()).await;
+    assert_eq!(
+        parts.status,
+        StatusCode::OK,
+        "no SDK client parses an untyped body"
+    );
+    // A type a client does parse, but the filter does not read, fails closed.
+    let mut rpc = response("application/json-rpc", vec![body.into()]);
+    rpc.headers_mut()
+        .insert(CONTENT_TYPE, "application/json-rpc".parse().unwrap());
+    let (parts, _) = run(rpc, ping).await;
+    assert_eq!(parts.status, StatusCode::BAD_GATEWAY);
+}
