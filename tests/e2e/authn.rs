@@ -2,6 +2,8 @@
 //! when keys are unavailable. The upstream records what reaches it, so each
 //! test also proves that refused requests never got there.
 
+use std::time::Duration;
+
 use jsonwebtoken::{Algorithm, Header};
 use serde_json::json;
 
@@ -304,4 +306,80 @@ async fn a_cached_token_is_still_checked_against_each_routes_audience() {
         assert!(r.header("www-authenticate").contains("invalid_token"));
     }
     assert_eq!(upstream.count(), 2);
+}
+
+/// A JWKS endpoint that answers the first fetch at once and stalls every
+/// later one: the refetch an unknown `kid` triggers must not delay tokens
+/// whose key is already loaded, and must give up within the fetch timeout.
+#[tokio::test]
+async fn an_unknown_kid_refetch_never_delays_known_keys() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let issuer = TestIssuer::new(ISS);
+    let jwks = issuer.jwks().to_string();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let mut served = 0;
+        loop {
+            let (mut s, _) = listener.accept().await.unwrap();
+            served += 1;
+            let jwks = jwks.clone();
+            let stall = served > 1;
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf).await;
+                if stall {
+                    tokio::time::sleep(Duration::from_secs(30)).await;
+                }
+                let resp = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{jwks}",
+                    jwks.len()
+                );
+                let _ = s.write_all(resp.as_bytes()).await;
+            });
+        }
+    });
+    let upstream = Upstream::start(Behavior::Json).await;
+    let gw = GatewayBuilder::new()
+        .issuer_yaml(&format!(
+            "  - issuer: {ISS}\n    jwks_uri: http://127.0.0.1:{port}/jwks\n"
+        ))
+        .route("/mcp", &upstream.url(), RESOURCE, "")
+        .extra("limits:\n  jwks_fetch_timeout: 1s\n")
+        .spawn();
+    gw.wait_ready().await;
+
+    let mut header = Header::new(Algorithm::ES256);
+    header.typ = Some("at+jwt".into());
+    header.kid = Some("not-yet-published".into());
+    let unknown = issuer.sign_header(&header, &issuer.claims(RESOURCE, ""));
+    let url = gw.url("/mcp");
+    let unknown_req = tokio::spawn(async move {
+        let started = std::time::Instant::now();
+        let r = send(
+            "POST",
+            &url,
+            &[("authorization", &format!("Bearer {unknown}"))],
+            INIT,
+        )
+        .await;
+        (r.status, started.elapsed())
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // The refetch is in flight (and stalled): a known key answers at once.
+    let started = std::time::Instant::now();
+    let known = format!("Bearer {}", issuer.token(RESOURCE, ""));
+    let r = post(&gw, Some(&known)).await;
+    assert_eq!(r.status, 200);
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "a known kid waited {:?} for a refetch",
+        started.elapsed()
+    );
+    let (status, waited) = unknown_req.await.unwrap();
+    assert_eq!(status, 401, "unknown kid");
+    assert!(
+        waited < Duration::from_millis(2500),
+        "an unknown kid waited {waited:?}, past the fetch timeout"
+    );
 }
