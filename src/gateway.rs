@@ -374,7 +374,7 @@ impl Gateway {
                 max_depth: limits.max_json_depth,
                 max_batch: limits.max_batch,
             };
-            let envelope = jsonrpc::parse(&body, parse_limits)?;
+            let envelope = parse_envelope(&body, parse_limits).await?;
             jsonrpc::check_headers(&parts.headers, &envelope)?;
             rate_limit(&snap.throttle, &principal, Some(&envelope))?;
             outcome.calls = authorize(route, &principal, envelope)?;
@@ -622,6 +622,27 @@ fn authorize(
             })))
         }
     }
+}
+
+/// Bodies up to this size are parsed on the worker thread (well under a
+/// millisecond); larger ones on the runtime's blocking pool, so that a
+/// worst-case 4 MiB body (tens of milliseconds) never holds up the other
+/// connections of its worker.
+const PARSE_INLINE_MAX: usize = 64 << 10;
+
+/// Stage 5, off the worker thread when the body is large.
+async fn parse_envelope(
+    body: &Bytes,
+    limits: jsonrpc::ParseLimits,
+) -> Result<Envelope, Rejection> {
+    if body.len() <= PARSE_INLINE_MAX {
+        return Ok(jsonrpc::parse(body, limits)?);
+    }
+    let body = body.clone();
+    tokio::task::spawn_blocking(move || jsonrpc::parse(&body, limits))
+        .await
+        .map_err(|_| Rejection::BodyRead)?
+        .map_err(Rejection::from)
 }
 
 /// The whole body, capped in size and in time: a body that trickles in

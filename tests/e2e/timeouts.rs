@@ -317,3 +317,55 @@ async fn the_admin_listener_is_capped_and_bounded_in_time() {
         assert!(after < Duration::from_secs(3), "hog kept for {after:?}");
     }
 }
+
+/// A worst-case body (one object of 350,000 keys, just under the 4 MiB cap)
+/// on a gateway with one worker: while it is read and parsed, the same
+/// worker keeps answering others.
+#[tokio::test]
+async fn a_worst_case_body_never_stalls_its_worker() {
+    let issuer = TestIssuer::new(ISS);
+    let upstream = Upstream::start(Behavior::Json).await;
+    let gw = GatewayBuilder::new()
+        .issuer(&issuer)
+        .route("/mcp", &upstream.url(), RESOURCE, "")
+        .workers(1)
+        .spawn();
+    gw.wait_ready().await;
+    let keys: Vec<String> = (0..350_000).map(|i| format!("\"{i:x}\":0")).collect();
+    let body = format!(
+        r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"echo","arguments":{{{}}}}}}}"#,
+        keys.join(",")
+    );
+    assert!(body.len() < 4 << 20);
+    let auth = format!("Bearer {}", issuer.token(RESOURCE, ""));
+    let url = gw.url("/mcp");
+    let big = tokio::spawn(async move {
+        let started = Instant::now();
+        let r = send(
+            "POST",
+            &url,
+            &[
+                ("authorization", &auth),
+                ("content-type", "application/json"),
+            ],
+            &body,
+        )
+        .await;
+        (r.status, started.elapsed())
+    });
+    let mut slowest = Duration::ZERO;
+    while !big.is_finished() {
+        let started = Instant::now();
+        let r = send("GET", &gw.url("/healthz"), &[], "").await;
+        assert_eq!(r.status, 200);
+        slowest = slowest.max(started.elapsed());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let (status, took) = big.await.unwrap();
+    assert_eq!(status, 200, "the big body is legal and passes");
+    eprintln!("worst-case body took {took:?}; slowest /healthz meanwhile {slowest:?}");
+    assert!(
+        slowest < took / 2,
+        "others waited {slowest:?} while one body took {took:?}"
+    );
+}
