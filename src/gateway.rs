@@ -631,10 +631,7 @@ fn authorize(
 const PARSE_INLINE_MAX: usize = 64 << 10;
 
 /// Stage 5, off the worker thread when the body is large.
-async fn parse_envelope(
-    body: &Bytes,
-    limits: jsonrpc::ParseLimits,
-) -> Result<Envelope, Rejection> {
+async fn parse_envelope(body: &Bytes, limits: jsonrpc::ParseLimits) -> Result<Envelope, Rejection> {
     if body.len() <= PARSE_INLINE_MAX {
         return Ok(jsonrpc::parse(body, limits)?);
     }
