@@ -14,6 +14,9 @@ cargo fmt --all -- --check
 echo "==> cargo clippy"
 cargo clippy --all-targets --quiet -- -D warnings
 
+echo "==> fuzz targets compile (cargo check; running them needs nightly, see README)"
+cargo check --manifest-path fuzz/Cargo.toml --bins --target-dir target --quiet
+
 echo "==> cargo test"
 cargo test --all-targets
 

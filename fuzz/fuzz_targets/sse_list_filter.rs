@@ -1,7 +1,9 @@
 //! Invariant: the SSE list filter never panics, and the response it emits
-//! never carries a `tools/list` result with an entry the predicate
-//! denies (only names starting with `ok` are allowed), however the upstream's
-//! bytes are chunked. Every message counts, whatever its `id`: clients match
+//! never carries a list result (`tools`, `prompts`, `resources`,
+//! `resourceTemplates`: any of them, whatever was asked, since a resumed
+//! stream replays any answer) with an entry the predicate denies (only keys
+//! starting with `ok` are allowed), however the upstream's bytes are chunked.
+//! Every message counts, whatever its `id` and in batches too: clients match
 //! response ids in their own ways. The first input byte picks the chunk size.
 #![no_main]
 
@@ -45,8 +47,8 @@ fuzz_target!(|data: &[u8]| {
         .expect("response");
     let filter = ListFilter {
         id: Value::from(1),
-        kind: ListKind::Tools,
-        allow: Arc::new(|_, name: &str| name.starts_with("ok")),
+        kind: Some(ListKind::Tools),
+        allow: Some(Arc::new(|_, name: &str| name.starts_with("ok"))),
         max_event_bytes: 4096,
         pass_oversize: false,
     };
@@ -58,11 +60,20 @@ fuzz_target!(|data: &[u8]| {
     let Ok(out) = out else { return };
     for data in datas(&out) {
         let Ok(msg) = serde_json::from_str::<Value>(&data) else { continue };
+        let messages = match msg {
+            Value::Array(items) => items,
+            one => vec![one],
+        };
         // Any id: clients match response ids in their own ways.
-        if let Some(tools) = msg.pointer("/result/tools").and_then(Value::as_array) {
-            for t in tools {
-                let name = t.get("name").and_then(Value::as_str).unwrap_or("");
-                assert!(name.starts_with("ok"), "denied tool {name:?} leaked");
+        for msg in &messages {
+            for (list, key) in [("tools", "name"), ("prompts", "name"), ("resources", "uri"), ("resourceTemplates", "uriTemplate")] {
+                let Some(entries) = msg.get("result").and_then(|r| r.get(list)).and_then(Value::as_array) else {
+                    continue;
+                };
+                for e in entries {
+                    let name = e.get(key).and_then(Value::as_str).unwrap_or("");
+                    assert!(name.starts_with("ok"), "denied {list} entry {name:?} leaked");
+                }
             }
         }
     }

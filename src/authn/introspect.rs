@@ -28,9 +28,11 @@ use crate::forward::client::HttpClient;
 const MAX_RESPONSE: usize = 64 * 1024;
 
 /// A cached introspection outcome.
-#[derive(Clone)]
-enum Outcome {
+#[derive(Clone, Debug)]
+pub enum Outcome {
+    /// An active token, and who it stands for.
     Active(Arc<Principal>),
+    /// `active: false`, or an explicit refusal.
     Inactive,
 }
 
@@ -194,7 +196,24 @@ impl Introspector {
         let (status, bytes) = tokio::time::timeout(self.timeout, exchange)
             .await
             .map_err(|_| unavailable("timed out".into()))??;
-        match serde_json::from_slice::<Response>(&bytes) {
+        self.read_answer(status, &bytes)
+    }
+
+    /// The outcome of the endpoint's answer (`status`, body `bytes`): the
+    /// part of [`Self::introspect`] that reads what the authorization
+    /// server sent, and the subject of `fuzz/fuzz_targets/idp_documents.rs`.
+    pub fn read_answer(
+        &self,
+        status: http::StatusCode,
+        bytes: &[u8],
+    ) -> Result<Outcome, AuthnError> {
+        let unavailable = |why: String| {
+            tracing::warn!(issuer = %self.issuer.issuer, error = %why, "token introspection failed");
+            AuthnError::IntrospectionUnavailable {
+                issuer: self.issuer.issuer.clone(),
+            }
+        };
+        match serde_json::from_slice::<Response>(bytes) {
             Ok(answer) if status.is_success() => self.judge(answer),
             // Some servers (the MCP TS SDK's demo) answer an unknown token with a
             // 4xx *and* `{"active": false}`: an explicit verdict. Any other

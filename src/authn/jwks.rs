@@ -177,6 +177,19 @@ impl KeyStore {
         })
     }
 
+    /// A store holding `keys` already, which a refetch may replace (the JWT
+    /// fuzz target verifies against one without any I/O).
+    pub fn preloaded(
+        issuer: Arc<Issuer>,
+        client: HttpClient,
+        timeout: Duration,
+        keys: KeySet,
+    ) -> Arc<Self> {
+        let store = Self::new(issuer, client, timeout);
+        store.keys.store(Some(Arc::new(keys)));
+        store
+    }
+
     /// The issuer these keys belong to.
     pub fn issuer(&self) -> &Issuer {
         &self.issuer
@@ -292,22 +305,8 @@ impl KeyStore {
         for url in metadata_urls(issuer) {
             match self.get(&url).await {
                 Ok((doc, _)) => {
-                    #[derive(serde::Deserialize)]
-                    struct Metadata {
-                        issuer: String,
-                        jwks_uri: String,
-                    }
-                    let meta: Metadata = serde_json::from_slice(&doc)
-                        .map_err(|e| FetchError::Document(format!("{url}: {e}")))?;
-                    // RFC 8414 §3.3: the document must name the issuer it was fetched for.
-                    if meta.issuer != self.issuer.issuer {
-                        return Err(FetchError::Document(format!(
-                            "{url} names issuer `{}`, expected `{}`",
-                            meta.issuer, self.issuer.issuer
-                        )));
-                    }
-                    return Url::parse(&meta.jwks_uri)
-                        .map_err(|e| FetchError::Document(format!("{url}: bad jwks_uri: {e}")));
+                    return jwks_uri_from_metadata(&doc, &self.issuer.issuer)
+                        .map_err(|e| FetchError::Document(format!("{url}: {e}")));
                 }
                 Err(e) => last_error = Some(e),
             }
@@ -349,6 +348,27 @@ impl KeyStore {
             .await
             .map_err(|_| err("timed out".into()))?
     }
+}
+
+/// `jwks_uri` from an RFC 8414 / OpenID Connect metadata document, which
+/// must name `issuer` exactly (RFC 8414 §3.3: a document for another issuer
+/// is a mix-up, not a source of keys).
+pub fn jwks_uri_from_metadata(doc: &[u8], issuer: &str) -> Result<Url, String> {
+    #[derive(serde::Deserialize)]
+    struct Metadata {
+        issuer: String,
+        jwks_uri: String,
+    }
+    // serde's message may quote document values; keep only its category.
+    let meta: Metadata = serde_json::from_slice(doc)
+        .map_err(|e| format!("not a metadata document ({:?})", e.classify()))?;
+    if meta.issuer != issuer {
+        return Err(format!(
+            "names issuer `{}`, expected `{issuer}`",
+            meta.issuer
+        ));
+    }
+    Url::parse(&meta.jwks_uri).map_err(|e| format!("bad jwks_uri: {e}"))
 }
 
 /// RFC 8414 §3.1 inserts the well-known segment before the issuer's path;
