@@ -264,6 +264,12 @@ for q in ["sessionId=abc", "session_id=abc", "sessionid=abc", "session%49d=abc"]
 for q in ["access%5Ftoken={{token_admin}}", "x=1;access_token={{token_admin}}"]:
     case(f"encoded token in the query ({q[:14]})", 400, path=f"/mcp?{q}", auth=None, body=CALL_ECHO)
 
+# ---- worst-case sizes for each parser (bodies built by the runner: `body_gen`) --
+for gen, expect, reaches in [("max_keys", 200, True), ("many_objects", 200, True), ("max_depth", 200, True),
+                             ("escape_run", 200, True), ("over_depth", 400, False), ("over_cap", 413, False),
+                             ("duplicate_after_max_keys", 400, False)]:
+    case(f"worst case: {gen}", expect, body_gen=gen, body="", upstream=reaches)
+
 # ---- HTTP framing and paths (raw bytes on the socket) ---------------------------
 def raw(name, expect, text):
     cases.append({"name": "http: " + name, "expect": expect, "raw": text})

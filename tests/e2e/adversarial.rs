@@ -42,6 +42,39 @@ fn now_plus(delta: i64) -> i64 {
     jsonwebtoken::get_current_timestamp() as i64 + delta
 }
 
+/// Worst-case bodies for each parser, built here rather than stored in
+/// `cases.json` (they are megabytes): a `tools/call` of `echo` whose
+/// `arguments` is the named shape, just under (or just over) the 4 MiB cap.
+fn generated_body(kind: &str) -> String {
+    const CAP: usize = 4 << 20;
+    let arguments = match kind {
+        "max_keys" => {
+            let keys: Vec<String> = (0..(CAP - 1024) / 12)
+                .map(|i| format!("\"{i:x}\":0"))
+                .collect();
+            format!("{{{}}}", keys.join(","))
+        }
+        "many_objects" => format!(
+            "[{}]",
+            vec![r#"{"a":1,"b":2}"#; (CAP - 1024) / 14].join(",")
+        ),
+        "max_depth" => format!("{}1{}", "[".repeat(60), "]".repeat(60)),
+        "over_depth" => format!("{}1{}", "[".repeat(70), "]".repeat(70)),
+        "escape_run" => format!("\"{}\"", "\\u0041".repeat((CAP - 1024) / 6)),
+        "over_cap" => format!("\"{}\"", "a".repeat(CAP)),
+        "duplicate_after_max_keys" => {
+            let keys: Vec<String> = (0..(CAP - 1024) / 12)
+                .map(|i| format!("\"{i:x}\":0"))
+                .collect();
+            format!("{{{},\"0\":1}}", keys.join(","))
+        }
+        other => panic!("unknown body_gen {other}"),
+    };
+    format!(
+        r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"echo","arguments":{arguments}}}}}"#
+    )
+}
+
 /// `{{now+N}}` / `{{now-N}}` / `{{token}}` in text.
 fn expand_text(text: &str, ctx: &Ctx) -> String {
     let mut out = text
@@ -231,7 +264,10 @@ async fn the_adversarial_corpus_never_reaches_the_upstream() {
                 ));
             }
             let url = gw.url(&fill(case["path"].as_str().unwrap()));
-            let body = fill(case["body"].as_str().unwrap());
+            let body = match case["body_gen"].as_str() {
+                Some(kind) => generated_body(kind),
+                None => fill(case["body"].as_str().unwrap()),
+            };
             if case["h2"].as_bool() == Some(true) {
                 send_h2(&url, &headers, body).await
             } else {
