@@ -21,7 +21,13 @@ pub fn list_visibility(
     use crate::filter::ListKind;
     use crate::jsonrpc::{RpcCall, Target};
     std::sync::Arc::new(move |kind: ListKind, key: &str| {
+        // A name the gateway would refuse to call (control characters, edge
+        // whitespace) is not shown either.
+        let callable = !key.chars().any(char::is_control)
+            && !key.starts_with(char::is_whitespace)
+            && !key.ends_with(char::is_whitespace);
         let (method, target) = match kind {
+            ListKind::Tools | ListKind::Prompts if !callable => return false,
             ListKind::Tools => ("tools/call", Target::Tool(key.to_owned())),
             ListKind::Prompts => ("prompts/get", Target::Prompt(key.to_owned())),
             // Judged in the form a `resources/read` of it would be; an entry

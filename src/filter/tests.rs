@@ -617,3 +617,24 @@ async fn accepted_and_untyped_answers_to_other_requests_pass() {
     let (parts, _) = run(rpc, ping).await;
     assert_eq!(parts.status, StatusCode::BAD_GATEWAY);
 }
+
+#[test]
+fn list_entries_that_could_not_be_called_are_hidden() {
+    let yaml = "issuers: [{issuer: \"https://as\", jwks_uri: \"https://as/jwks\"}]\nroutes: [{path: /mcp, upstream: \"http://127.0.0.1:1/mcp\", resource: \"https://gw/mcp\", policy: {unlisted: allow, resources: [{uri: \"file:///secret/**\", scopes: [admin]}]}}]\n";
+    let route = crate::config::Config::from_yaml(yaml, std::path::Path::new("."))
+        .unwrap()
+        .0
+        .routes[0]
+        .clone();
+    let allow = crate::authz::list_visibility(route, vec![]);
+    assert!(allow(ListKind::Tools, "echo"));
+    for bad in ["echo\u{0}", " echo", "echo\n", "ec\u{85}ho"] {
+        assert!(!allow(ListKind::Tools, bad), "{bad:?}");
+        assert!(!allow(ListKind::Prompts, bad), "{bad:?}");
+    }
+    // Resources are judged canonically: a scheme-case twin of a protected
+    // URI is protected, and an unjudgeable URI is hidden.
+    assert!(!allow(ListKind::Resources, "FILE:///secret/a"));
+    assert!(!allow(ListKind::Resources, "file:///public/.\t./secret/a"));
+    assert!(allow(ListKind::Resources, "file:///public/a"));
+}
