@@ -156,8 +156,10 @@ async fn sniff_and_head_share_one_deadline() {
     let mut s = TcpStream::connect(gw.addr).unwrap();
     // "P" could start either "PRI " or "POST": the sniff waits for more.
     s.write_all(b"P").unwrap();
-    std::thread::sleep(Duration::from_millis(800));
-    s.write_all(b"OST /mcp HTTP/1.1\r\nHost: gw\r\n").unwrap();
+    std::thread::sleep(Duration::from_millis(950));
+    // (Under load the deadline may already have passed: a failed write is
+    // fine, the close is what is measured.)
+    let _ = s.write_all(b"OST /mcp HTTP/1.1\r\nHost: gw\r\n");
     // Then a header byte every 100 ms, never finishing the head.
     let trickle = {
         let mut s = s.try_clone().unwrap();
@@ -173,9 +175,9 @@ async fn sniff_and_head_share_one_deadline() {
     let (after, _) = closed_after(&mut s, opened, Duration::from_secs(10));
     let _ = trickle.join();
     // Twice the deadline (the sniff's, then a fresh head timeout) would be
-    // about 1.8 s; one shared deadline closes it at about 1 s.
+    // about 1.95 s; one shared deadline closes it at about 1 s.
     assert!(
-        after >= Duration::from_millis(900) && after < Duration::from_millis(1600),
+        after >= Duration::from_millis(900) && after < Duration::from_millis(1800),
         "slow client held on for {after:?}"
     );
     still_serves(&gw).await;
