@@ -72,6 +72,8 @@ pub fn explain(config: &Config, args: &ExplainArgs) -> Result<(bool, String), Ex
         method: Some(args.method.clone()),
         id: Some(serde_json::Value::from(1)),
         target,
+        meta_version: None,
+        raw_name: None,
     };
     let mut granted: Vec<String> = args
         .scopes

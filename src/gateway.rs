@@ -375,7 +375,17 @@ impl Gateway {
                 max_batch: limits.max_batch,
             };
             let envelope = parse_envelope(&body, parse_limits).await?;
-            jsonrpc::check_headers(&parts.headers, &envelope)?;
+            let mut envelope = envelope;
+            let version = jsonrpc::version::check(&parts.headers, &envelope).map_err(|m| {
+                Rejection::HeaderMismatch {
+                    header: m.header,
+                    id: match &envelope {
+                        Envelope::Single(call) => call.id.clone(),
+                        Envelope::Batch(_) => None,
+                    },
+                }
+            })?;
+            envelope.resolve(&version)?;
             rate_limit(&snap.throttle, &principal, Some(&envelope))?;
             outcome.calls = authorize(route, &principal, envelope)?;
             filter::refuse_batched_lists(route, &outcome.calls)?;

@@ -35,9 +35,19 @@ pub enum Rejection {
         /// Every scope the operation needs, sorted.
         required: Vec<String>,
     },
-    /// The body is not acceptable JSON-RPC (or its MCP headers disagree with it).
+    /// The body is not acceptable JSON-RPC.
     #[error(transparent)]
     BadRpc(#[from] JsonRpcError),
+    /// An MCP routing header (`MCP-Protocol-Version`, `Mcp-Method`,
+    /// `Mcp-Name`) is missing where 2026-07-28 requires it, repeated, or
+    /// disagrees with the body: 400 with JSON-RPC `-32020`.
+    #[error("{header} header is missing, repeated or does not match the body")]
+    HeaderMismatch {
+        /// The header.
+        header: &'static str,
+        /// The request's id, for the JSON-RPC error.
+        id: Option<serde_json::Value>,
+    },
     /// The policy refuses a call in the body.
     #[error("{}", .0.describe())]
     Denied(Box<Denied>),
@@ -134,7 +144,7 @@ impl Rejection {
                 _ => StatusCode::UNAUTHORIZED,
             },
             Rejection::InsufficientScope { .. } => StatusCode::FORBIDDEN,
-            Rejection::BadRpc(_) => StatusCode::BAD_REQUEST,
+            Rejection::BadRpc(_) | Rejection::HeaderMismatch { .. } => StatusCode::BAD_REQUEST,
             Rejection::Denied(d) if d.mode == DenyMode::JsonRpcError && !d.ids.is_empty() => {
                 StatusCode::OK
             }
@@ -178,6 +188,7 @@ impl Rejection {
                 "the token lacks a scope this operation requires".into(),
             ),
             Rejection::BadRpc(e) => ("invalid_request", e.to_string()),
+            Rejection::HeaderMismatch { .. } => ("invalid_request", self.to_string()),
             Rejection::Denied(d) if d.unlisted => (
                 "forbidden",
                 format!("{} is not permitted on this route", d.describe()),
@@ -238,6 +249,15 @@ pub fn respond(rejection: &Rejection, challenge: Option<&Challenge<'_>>) -> Resp
     match rejection {
         Rejection::BadRpc(e) => {
             return jsonrpc_response(StatusCode::BAD_REQUEST, bad_request_body(e));
+        }
+        Rejection::HeaderMismatch { id, .. } => {
+            // MCP 2026-07-28 HeaderMismatch, answered with the request's id.
+            let body = serde_json::json!({
+                "jsonrpc": "2.0",
+                "id": id,
+                "error": { "code": -32020, "message": rejection.to_string() },
+            });
+            return jsonrpc_response(StatusCode::BAD_REQUEST, body);
         }
         Rejection::Denied(d) if d.mode == DenyMode::JsonRpcError && !d.ids.is_empty() => {
             return jsonrpc_response(StatusCode::OK, denied_body(d));

@@ -42,7 +42,7 @@ fuzz_target!(|data: &[u8]| {
     for (call, msg) in envelope.calls().iter().zip(messages) {
         assert_eq!(call.method.as_deref(), msg.get("method").and_then(Value::as_str), "method differs");
         match &call.target {
-            Target::None => {}
+            Target::None | Target::Missing(..) => {}
             Target::Tool(s) | Target::Prompt(s) => {
                 assert_eq!(Some(s.clone()), target_of(msg), "target differs");
             }

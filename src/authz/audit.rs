@@ -20,7 +20,7 @@ pub fn record(route: &Route, principal: &Principal, call: &RpcCall, d: &CallDeci
             subscriptions = serde_json::to_string(us).unwrap_or_default();
             (None, Some(subscriptions.as_str()), None)
         }
-        Target::None => (None, None, None),
+        Target::None | Target::Missing(..) => (None, None, None),
     };
     let decision = if d.allowed() {
         "allow"

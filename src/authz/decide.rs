@@ -54,7 +54,8 @@ pub fn decide_call(
     call: &RpcCall,
 ) -> CallDecision {
     let mut required: Vec<String> = base.to_vec();
-    let mut unlisted = false;
+    // Settled before authorization (`Envelope::resolve`); refused if not.
+    let mut unlisted = matches!(call.target, Target::Missing(..));
     let mut rule = None;
     if let Some(policy) = policy {
         match call.method.as_deref().map(|m| (m, policy.methods.get(m))) {
@@ -69,7 +70,7 @@ pub fn decide_call(
             _ => {}
         }
         let matched: Vec<Option<&Rule>> = match &call.target {
-            Target::None => vec![],
+            Target::None | Target::Missing(..) => vec![],
             Target::Tool(name) => vec![policy.tools.find(name)],
             Target::Prompt(name) => vec![policy.prompts.find(name)],
             Target::Resource(uri) => resource_rules(&policy.resources, uri),

@@ -43,6 +43,8 @@ pub fn list_visibility(
             method: Some(method.to_owned()),
             id: None,
             target,
+            meta_version: None,
+            raw_name: None,
         };
         decide_call(
             route.policy.as_ref(),

@@ -572,6 +572,8 @@ fn every_post_and_get_on_a_filtering_route_is_planned_for_filtering() {
         method: Some("ping".into()),
         id: Some(json!(7)),
         target: Target::None,
+        meta_version: None,
+        raw_name: None,
     }];
     let filtering = route(", policy: {tools: {echo: []}}");
     let plan = |r: &Arc<crate::config::Route>, m: http::Method, calls: &[RpcCall]| {

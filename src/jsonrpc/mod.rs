@@ -10,11 +10,9 @@
 //! matching, so `"tools\u002fcall"` is `tools/call`.
 //!
 //! MCP 2026-07-28 also carries `Mcp-Method`/`Mcp-Name` headers;
-//! [`check_headers`] refuses any disagreement with the body, and the decision
-//! is always taken from the body.
+//! [`version::check`] refuses any disagreement with the body, and the
+//! decision is always taken from the body.
 
-use base64::Engine;
-use http::HeaderMap;
 use serde::de::DeserializeSeed;
 
 use crate::json::short;
@@ -72,6 +70,11 @@ pub struct RpcCall {
     pub id: Option<Value>,
     /// What the call acts on.
     pub target: Target,
+    /// `params._meta["io.modelcontextprotocol/protocolVersion"]` (2026-07-28).
+    pub meta_version: Option<String>,
+    /// The body's own `params.name` / `params.uri` for the methods whose
+    /// 2026-07-28 `Mcp-Name` header mirrors it (before canonicalization).
+    pub raw_name: Option<String>,
 }
 
 /// The object of a call, for per-tool/resource/prompt rules.
@@ -90,6 +93,10 @@ pub enum Target {
     /// `params.notifications.resourceSubscriptions`, each judged as
     /// `resources/subscribe`. Canonical, like [`Target::Resource`].
     Resources(Vec<String>),
+    /// A method that names a target in some versions only, sent without it
+    /// (method, missing field). Settled by [`Envelope::resolve`] before
+    /// authorization; never allowed as it is.
+    Missing(&'static str, &'static str),
 }
 
 /// Limits on the shape of a body.
@@ -125,9 +132,6 @@ pub enum JsonRpcError {
     /// A method or name with control characters or surrounding whitespace.
     #[error("{0} contains a control character or leading or trailing whitespace")]
     AmbiguousName(&'static str),
-    /// `Mcp-Method`/`Mcp-Name` disagree with the body.
-    #[error("{0} header does not match the body")]
-    HeaderMismatch(&'static str),
     /// A `*/list` call inside a batch, on a route that filters lists.
     #[error("{0} cannot be batched on a route that filters lists")]
     BatchedList(String),
@@ -144,7 +148,7 @@ impl Target {
     /// The tool/prompt name or resource URI (`None` for none or several).
     pub fn name(&self) -> Option<&str> {
         match self {
-            Target::None | Target::Resources(_) => None,
+            Target::None | Target::Resources(_) | Target::Missing(..) => None,
             Target::Tool(s) | Target::Resource(s) | Target::Prompt(s) => Some(s),
         }
     }
@@ -181,64 +185,10 @@ pub fn parse(body: &[u8], limits: ParseLimits) -> Result<Envelope, JsonRpcError>
     }
 }
 
-/// Checks MCP 2026-07-28 `Mcp-Method`/`Mcp-Name` headers against the body.
-pub fn check_headers(headers: &HeaderMap, envelope: &Envelope) -> Result<(), JsonRpcError> {
-    let one = |name: &'static str| -> Result<Option<&str>, JsonRpcError> {
-        let mut values = headers.get_all(name).iter();
-        let first = values.next();
-        if values.next().is_some() {
-            return Err(JsonRpcError::HeaderMismatch(name));
-        }
-        first
-            .map(|v| v.to_str().map_err(|_| JsonRpcError::HeaderMismatch(name)))
-            .transpose()
-    };
-    let method = one("mcp-method")?;
-    let name = one("mcp-name")?;
-    if method.is_none() && name.is_none() {
-        return Ok(());
-    }
-    let Envelope::Single(call) = envelope else {
-        return Err(JsonRpcError::HeaderMismatch("Mcp-Method"));
-    };
-    if let Some(m) = method {
-        if call.method.as_deref() != Some(m) {
-            return Err(JsonRpcError::HeaderMismatch("Mcp-Method"));
-        }
-    }
-    if let Some(n) = name {
-        let decoded = decode_header_value(n).ok_or(JsonRpcError::HeaderMismatch("Mcp-Name"))?;
-        // The body's URI is held in canonical form; the header's is compared
-        // in the same form.
-        let matches = match &call.target {
-            Target::Tool(s) | Target::Prompt(s) => decoded == *s,
-            Target::Resource(s) => uri::canonical(&decoded).is_ok_and(|h| h == *s),
-            Target::None | Target::Resources(_) => false,
-        };
-        if !matches {
-            return Err(JsonRpcError::HeaderMismatch("Mcp-Name"));
-        }
-    }
-    Ok(())
-}
-
-/// Decodes `=?base64?…?=` header values; other values are taken as they are.
-fn decode_header_value(v: &str) -> Option<String> {
-    match v
-        .strip_prefix("=?base64?")
-        .and_then(|r| r.strip_suffix("?="))
-    {
-        Some(b64) => {
-            let bytes = base64::engine::general_purpose::STANDARD.decode(b64).ok()?;
-            String::from_utf8(bytes).ok()
-        }
-        None => Some(v.to_owned()),
-    }
-}
-
 pub mod media;
 mod strict;
 pub mod uri;
+pub mod version;
 
 #[cfg(test)]
 mod tests;

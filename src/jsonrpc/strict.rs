@@ -35,6 +35,9 @@ struct RawParams {
     /// (2026-07-28): `None` when absent, `Some(Err(()))` when not an array of
     /// strings.
     subscriptions: Option<Result<Vec<String>, ()>>,
+    /// `_meta["io.modelcontextprotocol/protocolVersion"]` (2026-07-28), when
+    /// a string.
+    meta_version: Option<String>,
 }
 
 #[derive(Default)]
@@ -66,6 +69,8 @@ impl RawMessage {
                 method: None,
                 id: self.id,
                 target: Target::None,
+                meta_version: None,
+                raw_name: None,
             });
         };
         if self.has_result || self.has_error {
@@ -78,9 +83,13 @@ impl RawMessage {
         let target = match method.as_str() {
             "tools/call" => Target::Tool(required(p.name, "tools/call", "params.name")?),
             "prompts/get" => Target::Prompt(required(p.name, "prompts/get", "params.name")?),
-            "resources/read" | "resources/subscribe" | "resources/unsubscribe" => {
-                Target::Resource(required(p.uri, "resources/*", "params.uri")?)
-            }
+            "resources/read" => Target::Resource(required(p.uri, "resources/*", "params.uri")?),
+            // Removed in 2026-07-28: without a URI, whether that is an error
+            // depends on the request's version (`Envelope::resolve`).
+            "resources/subscribe" | "resources/unsubscribe" => match p.uri {
+                None => Target::Missing(method_name(&method), "params.uri"),
+                uri => Target::Resource(required(uri, "resources/*", "params.uri")?),
+            },
             "completion/complete" => {
                 let r = p.reference.ok_or(JsonRpcError::MissingTarget(
                     "completion/complete",
@@ -117,6 +126,11 @@ impl RawMessage {
             },
             _ => Target::None,
         };
+        // The body's own string, for the 2026-07-28 `Mcp-Name` comparison.
+        let raw_name = match method.as_str() {
+            "tools/call" | "prompts/get" | "resources/read" => target.name().map(str::to_owned),
+            _ => None,
+        };
         let target = match target {
             Target::Resource(raw) => Target::Resource(canonical_uri(&raw)?),
             Target::Tool(name) => {
@@ -133,7 +147,16 @@ impl RawMessage {
             method: Some(method),
             id: self.id,
             target,
+            meta_version: p.meta_version,
+            raw_name,
         })
+    }
+}
+
+fn method_name(method: &str) -> &'static str {
+    match method {
+        "resources/unsubscribe" => "resources/unsubscribe",
+        _ => "resources/subscribe",
     }
 }
 
@@ -320,6 +343,9 @@ impl<'de> Visitor<'de> for ParamsSeed {
                 "notifications" => {
                     p.subscriptions = map.next_value_seed(NotificationsSeed { inner })?;
                 }
+                "_meta" => {
+                    p.meta_version = map.next_value_seed(MetaSeed { inner })?;
+                }
                 _ => map.next_value_seed(inner)?,
             }
         }
@@ -420,6 +446,65 @@ impl<'de> Visitor<'de> for NotificationsSeed {
     }
     fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
         Ok(Some(Err(())))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+}
+
+/// `params._meta`: keeps the protocol version (2026-07-28), checks the rest
+/// strictly.
+struct MetaSeed {
+    inner: Strict,
+}
+
+impl<'de> DeserializeSeed<'de> for MetaSeed {
+    type Value = Option<String>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for MetaSeed {
+    type Value = Option<String>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a _meta object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        self.inner.check_depth::<A::Error>()?;
+        let mut out = None;
+        let mut keys = KeySet::default();
+        let inner = self.inner.deeper();
+        while let Some(Text(key)) = map.next_key()? {
+            keys.insert::<A::Error>(key.clone())?;
+            if key == super::version::META_KEY {
+                if let Scalar::Str(v) = map.next_value_seed(ScalarSeed { inner })? {
+                    out = Some(v);
+                }
+            } else {
+                map.next_value_seed(inner)?;
+            }
+        }
+        Ok(out)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+        self.inner.visit_seq(seq)?;
+        Ok(None)
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(None)
     }
     fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
         Ok(None)

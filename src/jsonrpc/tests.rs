@@ -1,4 +1,3 @@
-use http::{HeaderMap, HeaderValue};
 use serde_json::json;
 
 use super::*;
@@ -167,55 +166,6 @@ fn deep_nesting_is_refused() {
         "]".repeat(40)
     );
     assert!(matches!(err(&deep), JsonRpcError::Invalid(m) if m.contains("nesting")));
-}
-
-fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
-    let mut h = HeaderMap::new();
-    for (k, v) in pairs {
-        h.append(*k, HeaderValue::from_str(v).unwrap());
-    }
-    h
-}
-
-#[test]
-fn mcp_method_and_name_headers_must_match_the_body() {
-    let env = parse(
-        br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"get_weather"}}"#,
-        LIMITS,
-    )
-    .unwrap();
-    assert!(check_headers(&headers(&[]), &env).is_ok());
-    assert!(
-        check_headers(
-            &headers(&[("mcp-method", "tools/call"), ("mcp-name", "get_weather")]),
-            &env
-        )
-        .is_ok()
-    );
-    // "get_weather" in base64.
-    assert!(
-        check_headers(
-            &headers(&[("mcp-name", "=?base64?Z2V0X3dlYXRoZXI=?=")]),
-            &env
-        )
-        .is_ok()
-    );
-    assert_eq!(
-        check_headers(&headers(&[("mcp-method", "tools/list")]), &env),
-        Err(JsonRpcError::HeaderMismatch("Mcp-Method"))
-    );
-    assert_eq!(
-        check_headers(&headers(&[("mcp-name", "echo")]), &env),
-        Err(JsonRpcError::HeaderMismatch("Mcp-Name"))
-    );
-    assert!(check_headers(&headers(&[("mcp-name", "=?base64?!!?=")]), &env).is_err());
-    assert!(
-        check_headers(
-            &headers(&[("mcp-method", "tools/call"), ("mcp-method", "tools/call")]),
-            &env
-        )
-        .is_err()
-    );
 }
 
 #[test]

@@ -44,6 +44,8 @@ fn call(method: &str, target: Target) -> RpcCall {
         method: Some(method.into()),
         id: Some(serde_json::json!(1)),
         target,
+        meta_version: None,
+        raw_name: None,
     }
 }
 
@@ -256,6 +258,8 @@ fn unknown_methods_are_refused_only_when_the_policy_says_so() {
         method: None,
         id: Some(serde_json::json!(1)),
         target: Target::None,
+        meta_version: None,
+        raw_name: None,
     };
     assert!(decide_call(Some(&p), &[], &[], &response).allowed());
 }
