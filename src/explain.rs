@@ -52,6 +52,8 @@ pub fn explain(config: &Config, args: &ExplainArgs) -> Result<(bool, String), Ex
         ("resources/read" | "resources/subscribe" | "resources/unsubscribe", Some(t)) => {
             Target::Resource(canonical(&t)?)
         }
+        // 2026-07-28: one resource subscription, judged as resources/subscribe.
+        ("subscriptions/listen", Some(t)) => Target::Resources(vec![canonical(&t)?]),
         ("completion/complete", Some(t)) => match t.split_once(':') {
             Some(("prompt", name)) => Target::Prompt(name.to_owned()),
             Some(("resource", uri)) => Target::Resource(canonical(uri)?),
@@ -143,6 +145,7 @@ routes:
     required_scopes: [mcp:tools]
     policy:
       tools: {get_weather: [weather:read], "admin_*": [mcp:admin]}
+      resources: [{uri: "file:///public/**"}, {uri: "db://customers/{id}", scopes: [crm:read]}]
 "#;
 
     fn run(scopes: &str, method: &str, target: Option<&str>) -> (bool, String) {
@@ -169,5 +172,26 @@ routes:
         );
         let (ok, text) = run("mcp:tools", "tools/call", Some("unknown"));
         assert!(!ok && text.contains("unlisted: deny"), "{text}");
+    }
+
+    #[test]
+    fn knows_2026_methods_and_judges_uris_as_the_gateway_does() {
+        let (ok, text) = run("mcp:tools", "subscriptions/listen", Some("file:///public/a"));
+        assert!(ok, "{text}");
+        let (ok, text) = run("mcp:tools", "subscriptions/listen", Some("db://customers/7"));
+        assert!(!ok && text.contains("missing:  crm:read"), "{text}");
+        // A query is judged with and without it.
+        let (ok, _) = run("mcp:tools", "resources/read", Some("db://customers/7?x=1"));
+        assert!(!ok);
+        let (config, _) = Config::from_yaml(YAML, Path::new(".")).unwrap();
+        let args = ExplainArgs {
+            route: "/mcp".into(),
+            scopes: "mcp:tools".into(),
+            method: "resources/read".into(),
+            target: Some("file:///public/.\t./x".into()),
+        };
+        assert!(matches!(explain(&config, &args), Err(ExplainError::BadUri(..))));
+        let (ok, text) = run("mcp:tools", "server/discover", None);
+        assert!(ok, "{text}");
     }
 }

@@ -89,6 +89,15 @@ pub(super) fn rewrite(json: &[u8], allow: &Allow) -> Result<Rewrite, FilterError
         };
         replaced.push((field, filter_list(list, kind, allow)?));
     }
+    // MCP 2026-07-28 caching hints: a result the gateway answers for one
+    // caller (a list it filtered for them, or anything it let them read) is
+    // that caller's, so a shared cache must not hand it to another.
+    let scope = result_members.get("cacheScope");
+    let hinted = scope.is_some() || result_members.get("ttlMs").is_some();
+    let shared = scope.is_some_and(|s| s.get() != r#""private""#);
+    if shared || (hinted && !replaced.is_empty()) {
+        replaced.push(("cacheScope", br#""private""#.to_vec()));
+    }
     if replaced.is_empty() {
         return Ok(Rewrite::NoMatch);
     }
@@ -130,7 +139,8 @@ impl<'a> Members<'a> {
         self.0.iter().find(|(k, _)| k == key).map(|(_, v)| *v)
     }
 
-    /// The object, compact, with the values of the `replaced` keys swapped.
+    /// The object, compact, with the values of the `replaced` keys swapped;
+    /// a replaced key the object lacks is added at the end.
     fn write_with(
         &self,
         replaced: &[(&str, Vec<u8>)],
@@ -147,6 +157,16 @@ impl<'a> Members<'a> {
             match replaced.iter().find(|(key, _)| k == key) {
                 Some((_, value)) => out.extend_from_slice(value),
                 None => out.extend_from_slice(v.get().as_bytes()),
+            }
+        }
+        for (key, value) in replaced {
+            if self.get(key).is_none() {
+                if out.len() > 1 {
+                    out.push(b',');
+                }
+                serde_json::to_writer(&mut out, key)?;
+                out.push(b':');
+                out.extend_from_slice(value);
             }
         }
         out.push(b'}');

@@ -640,3 +640,33 @@ fn list_entries_that_could_not_be_called_are_hidden() {
     assert!(!allow(ListKind::Resources, "file:///public/.\t./secret/a"));
     assert!(allow(ListKind::Resources, "file:///public/a"));
 }
+
+#[tokio::test]
+async fn answers_the_gateway_filtered_or_authorized_are_private_to_the_caller() {
+    let mut any = list_filter(ListKind::Tools, 4096);
+    any.kind = None;
+    let run_json_any = |body: &'static str| {
+        let f = any.clone();
+        async move {
+            let (_, out) = run(response("application/json", vec![body.into()]), f).await;
+            serde_json::from_slice::<serde_json::Value>(&out).unwrap()
+        }
+    };
+    // A 2026-07-28 list: filtered, so private; ttlMs kept.
+    let got = run_json_any(r#"{"jsonrpc":"2.0","id":7,"result":{"tools":[{"name":"a"},{"name":"secret"}],"ttlMs":60000,"cacheScope":"public"}}"#).await;
+    assert_eq!(got["result"]["cacheScope"], "private");
+    assert_eq!(got["result"]["ttlMs"], 60000);
+    assert_eq!(got["result"]["tools"], json!([{"name": "a"}]));
+    // A hint-bearing list without cacheScope gets one.
+    let got = run_json_any(r#"{"jsonrpc":"2.0","id":7,"result":{"tools":[],"ttlMs":5}}"#).await;
+    assert_eq!(got["result"]["cacheScope"], "private");
+    // A read result marked public is made private; a private one is left.
+    let got = run_json_any(r#"{"jsonrpc":"2.0","id":7,"result":{"contents":[],"cacheScope":"public","ttlMs":1}}"#).await;
+    assert_eq!(got["result"]["cacheScope"], "private");
+    let private = r#"{"jsonrpc":"2.0","id":7,"result":{"contents":[],"cacheScope":"private"}}"#;
+    let (_, out) = run(response("application/json", vec![private.into()]), any.clone()).await;
+    assert_eq!(out, private, "untouched, byte for byte");
+    // Older versions carry no hints: none is added.
+    let got = run_json_any(r#"{"jsonrpc":"2.0","id":7,"result":{"tools":[{"name":"a"}]}}"#).await;
+    assert!(got["result"].get("cacheScope").is_none());
+}
