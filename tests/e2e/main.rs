@@ -31,6 +31,7 @@ mod operations;
 mod policy;
 mod timeouts;
 mod uri_whatwg;
+mod versions;
 
 /// The issuer every test trusts.
 pub const ISS: &str = "https://issuer.example.test";

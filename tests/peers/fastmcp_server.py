@@ -12,6 +12,9 @@ Environment knobs:
   FASTMCP_STATELESS=1       stateless_http (no Mcp-Session-Id)
   FASTMCP_ALLOW_ANY_HOST=1  disable DNS-rebinding (Host/Origin) checks
   FASTMCP_LOG_LEVEL=...     server log level (default WARNING, to stderr)
+  FASTMCP_PUBLIC_CACHE=1    2026-07-28 caching hints `cacheScope: "public"`, ttlMs 60000, on
+                            every list and read result (the SDK's default is private), so a
+                            test can see the gateway make a caller's view private again
   RECORD_FILE=<path>        append one JSON line per executed tool, resource and
                             prompt function (for tests/e2e/differential.rs):
                             {"kind": "tool"|"resource"|"prompt", "name"|"uri": ...,
@@ -72,6 +75,14 @@ class _RecordRequestId:
 _server_options: dict[str, Any] = {}
 if _RECORD_FILE:
     _server_options["middleware"] = [_RecordRequestId()]
+if _flag("FASTMCP_PUBLIC_CACHE"):
+    from mcp.server.caching import CacheHint
+
+    _public = CacheHint(ttl_ms=60000, scope="public")
+    _server_options["cache_hints"] = {
+        method: _public
+        for method in ("tools/list", "prompts/list", "resources/list", "resources/templates/list", "resources/read")
+    }
 
 mcp = FastMCP(
     name="gateway-test-fastmcp",
