@@ -176,9 +176,17 @@ routes:
 
     #[test]
     fn knows_2026_methods_and_judges_uris_as_the_gateway_does() {
-        let (ok, text) = run("mcp:tools", "subscriptions/listen", Some("file:///public/a"));
+        let (ok, text) = run(
+            "mcp:tools",
+            "subscriptions/listen",
+            Some("file:///public/a"),
+        );
         assert!(ok, "{text}");
-        let (ok, text) = run("mcp:tools", "subscriptions/listen", Some("db://customers/7"));
+        let (ok, text) = run(
+            "mcp:tools",
+            "subscriptions/listen",
+            Some("db://customers/7"),
+        );
         assert!(!ok && text.contains("missing:  crm:read"), "{text}");
         // A query is judged with and without it.
         let (ok, _) = run("mcp:tools", "resources/read", Some("db://customers/7?x=1"));
@@ -190,7 +198,10 @@ routes:
             method: "resources/read".into(),
             target: Some("file:///public/.\t./x".into()),
         };
-        assert!(matches!(explain(&config, &args), Err(ExplainError::BadUri(..))));
+        assert!(matches!(
+            explain(&config, &args),
+            Err(ExplainError::BadUri(..))
+        ));
         let (ok, text) = run("mcp:tools", "server/discover", None);
         assert!(ok, "{text}");
     }

@@ -661,10 +661,17 @@ async fn answers_the_gateway_filtered_or_authorized_are_private_to_the_caller() 
     let got = run_json_any(r#"{"jsonrpc":"2.0","id":7,"result":{"tools":[],"ttlMs":5}}"#).await;
     assert_eq!(got["result"]["cacheScope"], "private");
     // A read result marked public is made private; a private one is left.
-    let got = run_json_any(r#"{"jsonrpc":"2.0","id":7,"result":{"contents":[],"cacheScope":"public","ttlMs":1}}"#).await;
+    let got = run_json_any(
+        r#"{"jsonrpc":"2.0","id":7,"result":{"contents":[],"cacheScope":"public","ttlMs":1}}"#,
+    )
+    .await;
     assert_eq!(got["result"]["cacheScope"], "private");
     let private = r#"{"jsonrpc":"2.0","id":7,"result":{"contents":[],"cacheScope":"private"}}"#;
-    let (_, out) = run(response("application/json", vec![private.into()]), any.clone()).await;
+    let (_, out) = run(
+        response("application/json", vec![private.into()]),
+        any.clone(),
+    )
+    .await;
     assert_eq!(out, private, "untouched, byte for byte");
     // Older versions carry no hints: none is added.
     let got = run_json_any(r#"{"jsonrpc":"2.0","id":7,"result":{"tools":[{"name":"a"}]}}"#).await;

@@ -80,8 +80,7 @@ fn message(r: &crate::support::Reply) -> Value {
             .lines()
             .filter_map(|l| l.strip_prefix("data:"))
             .map(str::trim)
-            .filter(|d| d.starts_with('{'))
-            .next_back()
+            .rfind(|d| d.starts_with('{'))
             .unwrap_or_default()
             .to_owned();
         serde_json::from_str(&data).unwrap_or_else(|e| panic!("{e}: {text}"))
