@@ -1,14 +1,14 @@
 //! Three protocol revisions on one route (docs/protocol-versions.md): a
-//! 2026-07-28 Python SDK client, a 2025-11-25 TS SDK client and a raw
-//! 2025-06-18 session use the real Python `mcp` server through one gateway
-//! route at the same time, each with list filtering; then raw HTTP for every
-//! 2026-07-28 rule: the mirror headers, `-32020` with the request's id,
-//! canonical base64, methods that 2026-07-28 removed, caching hints and
-//! `X-Accel-Buffering`.
+//! 2026-07-28 Python SDK client, a 2026-07-28 TS SDK v2 client, a 2025-11-25
+//! TS SDK client and a raw 2025-06-18 session use the real Python `mcp` server
+//! through one gateway route at the same time, each with list filtering; then
+//! raw HTTP for every 2026-07-28 rule: the mirror headers, `-32020` with the
+//! request's id, canonical base64, methods that 2026-07-28 removed, caching
+//! hints and `X-Accel-Buffering`.
 
 use serde_json::{Value, json};
 
-use crate::support::peers::{self, py_client, ts_client};
+use crate::support::peers::{self, py_client, ts_client, ts2_client};
 use crate::support::{Gateway, GatewayBuilder, TestIssuer, send};
 use crate::{ISS, RESOURCE};
 
@@ -149,6 +149,7 @@ async fn three_protocol_revisions_share_one_route_at_once() {
     let s = setup().await;
     let url = s.gw.url("/mcp");
     let (u1, t1, u2, t2) = (url.clone(), s.token.clone(), url.clone(), s.token.clone());
+    let (u3, t3) = (url.clone(), s.token.clone());
     let modern_client = tokio::task::spawn_blocking(move || {
         let env = [("MCP_CLIENT_MODE", "2026-07-28")];
         (
@@ -164,11 +165,22 @@ async fn three_protocol_revisions_share_one_route_at_once() {
             ts_client(&u2, &t2, &["call", "echo", r#"{"message":"11-25"}"#], &[]),
         )
     });
+    let ts2 = tokio::task::spawn_blocking(move || {
+        (
+            ts2_client(&u3, &t3, &["list-tools"], &[]),
+            ts2_client(&u3, &t3, &["call", "echo", r#"{"message":"v2"}"#], &[]),
+        )
+    });
     let (old_tools, old_call) = session_2025_06_18(&s).await;
     let (list, call, read, denied) = modern_client.await.unwrap();
     let (ts_list, ts_call) = ts.await.unwrap();
+    let (ts2_list, ts2_call) = ts2.await.unwrap();
 
-    for (who, run) in [("2026-07-28 Python", &list), ("2025-11-25 TS", &ts_list)] {
+    for (who, run) in [
+        ("2026-07-28 Python", &list),
+        ("2025-11-25 TS", &ts_list),
+        ("2026-07-28 TS v2", &ts2_list),
+    ] {
         assert_eq!(run.code, 0, "{who}: {}", run.stdout);
         assert!(run.stdout.contains("echo"), "{who}: {}", run.stdout);
         assert!(
@@ -185,6 +197,8 @@ async fn three_protocol_revisions_share_one_route_at_once() {
     assert_eq!(call.code, 0, "{}", call.stdout);
     assert!(call.stdout.contains("echo: 07-28"), "{}", call.stdout);
     assert!(ts_call.stdout.contains("echo: 11-25"), "{}", ts_call.stdout);
+    assert_eq!(ts2_call.code, 0, "{}", ts2_call.stdout);
+    assert!(ts2_call.stdout.contains("echo: v2"), "{}", ts2_call.stdout);
     assert_eq!(
         old_call["result"]["content"][0]["text"], "echo: 06-18",
         "{old_call}"

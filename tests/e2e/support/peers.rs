@@ -1,8 +1,8 @@
 //! The real MCP peers, installed from npm and PyPI by `tests/peers/setup.sh`
 //! (lock files pin them): `@modelcontextprotocol/server-everything`, a Python
-//! `mcp` server (`tests/peers/fastmcp_server.py`), and the TS and Python SDK
-//! clients (`ts_client.mjs`, `py_client.py`). A missing install is a test
-//! failure with instructions, never a skip.
+//! `mcp` server (`tests/peers/fastmcp_server.py`), and the TS (v1 and v2) and
+//! Python SDK clients (`ts_client.mjs`, `ts2_client.mjs`, `py_client.py`). A
+//! missing install is a test failure with instructions, never a skip.
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -229,6 +229,19 @@ pub fn ts_client(url: &str, token: &str, args: &[&str], env: &[(&str, &str)]) ->
         args,
         env,
         "TS SDK client",
+    )
+}
+
+/// Runs the TS SDK v2 client (`@modelcontextprotocol/client`, pinned to
+/// protocol 2026-07-28): `node ts2_client.mjs <url> <token> <args…>`.
+pub fn ts2_client(url: &str, token: &str, args: &[&str], env: &[(&str, &str)]) -> ClientRun {
+    run_client(
+        Command::new("node").arg("ts2_client.mjs"),
+        url,
+        token,
+        args,
+        env,
+        "TS SDK v2 client",
     )
 }
 
