@@ -16,7 +16,6 @@ use http::{HeaderMap, HeaderValue, Response, StatusCode};
 
 use crate::body::{self, Body};
 use crate::config::Route;
-use crate::reject::Rejection;
 
 /// Request headers a browser client may send.
 const ALLOW_HEADERS: &str = "Authorization, Content-Type, Accept, Mcp-Session-Id, MCP-Protocol-Version, Last-Event-ID, Mcp-Method, Mcp-Name";
@@ -25,13 +24,13 @@ const EXPOSE_HEADERS: &str = "WWW-Authenticate, Mcp-Session-Id, MCP-Protocol-Ver
 
 /// The request's `Origin` when the route allows it, `None` when there is none;
 /// a present origin the route does not list is refused.
-pub fn check(route: &Route, headers: &HeaderMap) -> Result<Option<HeaderValue>, Rejection> {
+pub fn check(route: &Route, headers: &HeaderMap) -> Result<Option<HeaderValue>, OriginNotAllowed> {
     let mut values = headers.get_all(ORIGIN).iter();
     let Some(origin) = values.next() else {
         return Ok(None);
     };
     if values.next().is_some() {
-        return Err(Rejection::OriginNotAllowed);
+        return Err(OriginNotAllowed);
     }
     let allowed = origin.to_str().ok().is_some_and(|o| {
         route.resource_origin.eq_ignore_ascii_case(o)
@@ -43,9 +42,14 @@ pub fn check(route: &Route, headers: &HeaderMap) -> Result<Option<HeaderValue>, 
     if allowed {
         Ok(Some(origin.clone()))
     } else {
-        Err(Rejection::OriginNotAllowed)
+        Err(OriginNotAllowed)
     }
 }
+
+/// A present `Origin` the route does not allow (403; `reject.rs` answers it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("origin not allowed")]
+pub struct OriginNotAllowed;
 
 /// The answer to a CORS preflight from an allowed origin.
 pub fn preflight(origin: HeaderValue) -> Response<Body> {

@@ -30,7 +30,7 @@ pub enum ExplainError {
     NoRoute(String),
     /// The resource URI would be refused at run time.
     #[error("`{0}`: {1} (the gateway answers 400)")]
-    BadUri(String, crate::jsonrpc::uri::UriError),
+    BadUri(String, crate::uri::UriError),
     /// The method needs a target.
     #[error("{0} needs a target (tool or prompt name, or resource URI)")]
     MissingTarget(String),
@@ -38,7 +38,7 @@ pub enum ExplainError {
 
 /// The URI in the form the gateway judges it at run time.
 fn canonical(uri: &str) -> Result<String, ExplainError> {
-    crate::jsonrpc::uri::canonical(uri).map_err(|e| ExplainError::BadUri(uri.to_owned(), e))
+    crate::uri::canonical(uri).map_err(|e| ExplainError::BadUri(uri.to_owned(), e))
 }
 
 /// The verdict as printable text, and whether the call is allowed.

@@ -80,7 +80,7 @@ impl Gateway {
         config: Arc<Config>,
         metrics: Arc<Metrics>,
     ) -> Result<Arc<Self>, aws_lc_rs::error::Unspecified> {
-        let client = forward::client::build(config.limits.upstream_connect_timeout);
+        let client = crate::http_client::build(config.limits.upstream_connect_timeout);
         let (fallback_session_key, prefix) = random_keys(aws_lc_rs::rand::fill)?;
         let snapshot = build_snapshot(config, &client, &metrics, None, &fallback_session_key);
         let gateway = Arc::new(Self {
@@ -198,7 +198,7 @@ impl Gateway {
 
         // Stage 3: answered without a token.
         if let Some(answer) = well_known::respond(&method, &path, &snap.config, self.ready()) {
-            return answer.unwrap_or_else(|rejection| reject::respond(&rejection, None));
+            return answer.unwrap_or_else(|e| reject::respond(&e.into(), None));
         }
 
         let Some(route) = snap.config.route(&path).cloned() else {
@@ -209,7 +209,7 @@ impl Gateway {
         let origin = match cors::check(&route, req.headers()) {
             Ok(origin) => origin,
             Err(rejection) => {
-                return self.refuse(&method, &path, Some(&route), rejection, started);
+                return self.refuse(&method, &path, Some(&route), rejection.into(), started);
             }
         };
         if method == Method::OPTIONS {

@@ -96,6 +96,21 @@ pub enum Rejection {
     },
 }
 
+impl From<crate::well_known::WellKnownError> for Rejection {
+    fn from(e: crate::well_known::WellKnownError) -> Self {
+        match e {
+            crate::well_known::WellKnownError::NotFound => Rejection::NoRoute,
+            crate::well_known::WellKnownError::MethodNotAllowed => Rejection::MethodNotAllowed,
+        }
+    }
+}
+
+impl From<crate::cors::OriginNotAllowed> for Rejection {
+    fn from(_: crate::cors::OriginNotAllowed) -> Self {
+        Rejection::OriginNotAllowed
+    }
+}
+
 /// A policy refusal, with what the response needs to say.
 #[derive(Debug)]
 pub struct Denied {

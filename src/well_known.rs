@@ -12,10 +12,20 @@ use serde::Serialize;
 
 use crate::body::{self, Body};
 use crate::config::{Config, Route};
-use crate::reject::Rejection;
 
 /// The RFC 9728 well-known prefix.
-pub const PRM_PREFIX: &str = "/.well-known/oauth-protected-resource";
+pub use crate::config::PRM_PREFIX;
+
+/// Why a well-known request is refused (`reject.rs` answers it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum WellKnownError {
+    /// A well-known path the gateway does not serve.
+    #[error("no such well-known document")]
+    NotFound,
+    /// A method other than GET (or HEAD) on a well-known path.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+}
 
 /// How long clients may cache the metadata.
 const METADATA_MAX_AGE: &str = "public, max-age=3600";
@@ -40,7 +50,7 @@ pub fn respond(
     path: &str,
     config: &Config,
     ready: bool,
-) -> Option<Result<Response<Body>, Rejection>> {
+) -> Option<Result<Response<Body>, WellKnownError>> {
     let kind = if path == "/healthz" {
         Page::Health
     } else if path == "/readyz" {
@@ -48,12 +58,12 @@ pub fn respond(
     } else if let Some(route) = metadata_route(path, config) {
         Page::Metadata(route)
     } else if path.starts_with("/.well-known/") {
-        return Some(Err(Rejection::NoRoute));
+        return Some(Err(WellKnownError::NotFound));
     } else {
         return None;
     };
     if method != Method::GET && method != Method::HEAD {
-        return Some(Err(Rejection::MethodNotAllowed));
+        return Some(Err(WellKnownError::MethodNotAllowed));
     }
     Some(Ok(match kind {
         Page::Health => text(StatusCode::OK, "ok\n"),

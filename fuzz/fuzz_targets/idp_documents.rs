@@ -45,7 +45,7 @@ static INTROSPECTOR: LazyLock<(tokio::runtime::Runtime, Introspector)> = LazyLoc
         Introspector::new(
             issuer,
             settings,
-            mcp_auth_gateway::forward::client::build(Duration::from_secs(1)),
+            mcp_auth_gateway::http_client::build(Duration::from_secs(1)),
             Duration::from_secs(1),
         )
     });

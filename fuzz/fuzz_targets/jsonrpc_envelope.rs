@@ -9,7 +9,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mcp_auth_gateway::jsonrpc::{self, Envelope, ParseLimits, Target, uri};
+use mcp_auth_gateway::jsonrpc::{self, Envelope, ParseLimits, Target};
+use mcp_auth_gateway::uri;
 use serde_json::Value;
 
 fn target_of(msg: &Value) -> Option<String> {

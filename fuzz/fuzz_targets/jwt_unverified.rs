@@ -43,7 +43,7 @@ static ENV: LazyLock<Env> = LazyLock::new(|| {
     });
     let keys = KeySet::parse(JWKS.as_bytes()).expect("jwks");
     let client = runtime.block_on(async {
-        mcp_auth_gateway::forward::client::build(Duration::from_secs(1))
+        mcp_auth_gateway::http_client::build(Duration::from_secs(1))
     });
     let store = KeyStore::preloaded(issuer, client, Duration::from_millis(1), keys);
     let stores = std::iter::once((ISS.to_owned(), store)).collect();

@@ -12,7 +12,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mcp_auth_gateway::jsonrpc::uri;
+use mcp_auth_gateway::uri;
 
 fn upper_escapes(s: &str) -> String {
     let mut out = String::new();

@@ -22,7 +22,7 @@ use serde::Deserialize;
 use super::{AuthnError, Principal};
 use crate::body;
 use crate::config::{Introspection, Issuer};
-use crate::forward::client::HttpClient;
+use crate::http_client::HttpClient;
 
 /// An introspection answer larger than this is refused.
 const MAX_RESPONSE: usize = 64 * 1024;
@@ -296,7 +296,7 @@ mod tests {
         Introspector::new(
             issuer,
             settings,
-            crate::forward::client::build(Duration::from_secs(1)),
+            crate::http_client::build(Duration::from_secs(1)),
             Duration::from_secs(1),
         )
     }

@@ -21,7 +21,7 @@ use url::Url;
 
 use crate::body;
 use crate::config::{Issuer, KeySource};
-use crate::forward::client::HttpClient;
+use crate::http_client::HttpClient;
 use crate::telemetry::metrics::Metrics;
 
 /// Minimum time between two on-demand refetches for unknown `kid`s.

@@ -15,7 +15,7 @@ use moka::Expiry;
 use moka::future::Cache;
 
 use crate::config::{Config, KeySource, Route};
-use crate::forward::client::HttpClient;
+use crate::http_client::HttpClient;
 use crate::telemetry::metrics::Metrics;
 
 pub mod bearer;

@@ -6,9 +6,10 @@
 //! chosen from the call's method and target whether or not the message has an
 //! `id`, so a "notification" cannot smuggle a `tools/call` past a rule.
 
-use crate::jsonrpc::{Envelope, KNOWN_METHODS, RpcCall, Target};
+use crate::jsonrpc::{Envelope, RpcCall, Target};
+use crate::mcp::KNOWN_METHODS;
 
-use super::policy::{Policy, ResourceRules, Rule, Unlisted};
+use crate::config::rules::{Policy, ResourceRules, Rule, Unlisted};
 
 /// The verdict for one call.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,7 +121,7 @@ pub fn decide_call(
 /// on the part before `?` alone.
 fn resource_rules<'p>(rules: &'p ResourceRules, uri: &str) -> Vec<Option<&'p Rule>> {
     let mut out = vec![rules.find(uri)];
-    if let Some(base) = crate::jsonrpc::uri::without_query(uri) {
+    if let Some(base) = crate::uri::without_query(uri) {
         out.push(rules.find(base));
     }
     out

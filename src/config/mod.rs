@@ -12,13 +12,17 @@ use std::time::Duration;
 use jsonwebtoken::Algorithm;
 use url::Url;
 
-use crate::authz::Policy;
+use rules::Policy;
 
 mod env;
 mod file;
 mod limits;
 mod policy;
-pub mod reload;
+/// The RFC 9728 well-known path: a route's metadata lives at this prefix
+/// plus the route's resource path (`well_known.rs` serves it).
+pub const PRM_PREFIX: &str = "/.well-known/oauth-protected-resource";
+
+pub mod rules;
 mod validate;
 
 pub use validate::is_scope_token;

@@ -5,10 +5,10 @@
 use std::collections::HashMap;
 
 use super::file::{RawDenyMode, RawPolicy, RawUnlisted};
+use super::rules::{DenyMode, Policy, Unlisted};
 use super::validate::{Report, is_scope_token};
-use crate::authz::policy::{NameRules, ResourceRules, is_conforming_name_glob};
-use crate::authz::{DenyMode, Policy, Unlisted};
-use crate::jsonrpc::KNOWN_METHODS;
+use crate::config::rules::{NameRules, ResourceRules, is_conforming_name_glob};
+use crate::mcp::KNOWN_METHODS;
 
 /// Compiles a route's policy; `None` when it has errors (already reported).
 pub(super) fn compile(raw: RawPolicy, path: &str, report: &mut Report) -> Option<Policy> {
@@ -56,7 +56,7 @@ pub(super) fn compile(raw: RawPolicy, path: &str, report: &mut Report) -> Option
     // Requests are judged in canonical form (jsonrpc/uri.rs); a pattern in
     // another form would silently never match.
     for (i, rule) in raw.resources.iter().enumerate() {
-        if let Some(problem) = crate::jsonrpc::uri::pattern_problem(&rule.uri) {
+        if let Some(problem) = crate::uri::pattern_problem(&rule.uri) {
             report.error(
                 format!("{path}.resources[{i}].uri"),
                 format!("not in the canonical form requests are matched in: {problem}"),

@@ -13,11 +13,11 @@ use std::time::Duration;
 use jsonwebtoken::Algorithm;
 use url::Url;
 
+use super::PRM_PREFIX;
 use super::file::{RawConfig, RawIssuer, RawRoute};
 use super::{
     Config, Issuer, KeySource, Limits, Problem, Route, Secret, TlsFiles, TokenCache, Upstream,
 };
-use crate::well_known::PRM_PREFIX;
 
 /// Asymmetric algorithms accepted when an issuer lists none.
 const DEFAULT_ALGORITHMS: [Algorithm; 9] = [

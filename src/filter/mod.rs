@@ -31,7 +31,7 @@ mod plan;
 mod raw;
 mod sse;
 
-pub use plan::refuse_batched_lists;
+pub use plan::{list_visibility, refuse_batched_lists};
 #[cfg(test)]
 mod tests;
 

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use http::Method;
 use serde_json::Value;
 
-use super::{ListFilter, ListKind};
+use super::{Allow, ListFilter, ListKind};
 use crate::authz;
 use crate::config::Route;
 use crate::jsonrpc::{JsonRpcError, RpcCall};
@@ -37,7 +37,7 @@ impl ListFilter {
         max_event_bytes: usize,
     ) -> Option<Self> {
         let filtering = route.policy.as_ref().filter(|p| p.filter_lists);
-        let allow = || Some(authz::list_visibility(route.clone(), granted.to_vec()));
+        let allow = || Some(list_visibility(route.clone(), granted.to_vec()));
         match (filtering, calls) {
             (None, _) if *method == Method::GET => Some(Self {
                 id: Value::Null,
@@ -75,6 +75,45 @@ impl ListFilter {
             (Some(_), _) => None,
         }
     }
+}
+
+/// Stage 8's predicate for list filtering: an entry is visible when the call
+/// that would use it (`tools/call`, `prompts/get`, `resources/read`) would be
+/// allowed for these scopes on this route.
+pub fn list_visibility(route: Arc<Route>, granted: Vec<String>) -> Allow {
+    use crate::jsonrpc::{RpcCall, Target};
+    Arc::new(move |kind: ListKind, key: &str| {
+        // A name the gateway would refuse to call (control characters, edge
+        // whitespace) is not shown either.
+        let callable = !key.chars().any(char::is_control)
+            && !key.starts_with(char::is_whitespace)
+            && !key.ends_with(char::is_whitespace);
+        let (method, target) = match kind {
+            ListKind::Tools | ListKind::Prompts if !callable => return false,
+            ListKind::Tools => ("tools/call", Target::Tool(key.to_owned())),
+            ListKind::Prompts => ("prompts/get", Target::Prompt(key.to_owned())),
+            // Judged in the form a `resources/read` of it would be; an entry
+            // that could not be read through the gateway is not shown.
+            ListKind::Resources | ListKind::ResourceTemplates => match crate::uri::canonical(key) {
+                Ok(uri) => ("resources/read", Target::Resource(uri)),
+                Err(_) => return false,
+            },
+        };
+        let call = RpcCall {
+            method: Some(method.to_owned()),
+            id: None,
+            target,
+            meta_version: None,
+            raw_name: None,
+        };
+        authz::decide_call(
+            route.policy.as_ref(),
+            &route.required_scopes,
+            &granted,
+            &call,
+        )
+        .allowed()
+    })
 }
 
 /// A list call in a batch, on a route that filters lists, is refused: the

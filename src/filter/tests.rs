@@ -628,7 +628,7 @@ fn list_entries_that_could_not_be_called_are_hidden() {
         .0
         .routes[0]
         .clone();
-    let allow = crate::authz::list_visibility(route, vec![]);
+    let allow = super::list_visibility(route, vec![]);
     assert!(allow(ListKind::Tools, "echo"));
     for bad in ["echo\u{0}", " echo", "echo\n", "ec\u{85}ho"] {
         assert!(!allow(ListKind::Tools, bad), "{bad:?}");

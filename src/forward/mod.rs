@@ -15,10 +15,9 @@ use http_body_util::BodyExt;
 use crate::body::{self, Body};
 use crate::config::Route;
 
-pub mod client;
 pub mod headers;
 
-pub use client::HttpClient;
+pub use crate::http_client::HttpClient;
 
 /// Why the upstream could not answer.
 #[derive(Debug, thiserror::Error)]

@@ -19,34 +19,7 @@ use crate::json::short;
 use serde_json::Value;
 use strict::{RawMessage, Top, TopSeed};
 
-/// Every method an MCP client sends (2025-06-18 … 2026-07-28), requests and
-/// notifications. Used to warn about misspelled policy keys and to bound
-/// metric labels.
-pub const KNOWN_METHODS: &[&str] = &[
-    "initialize",
-    "ping",
-    "tools/list",
-    "tools/call",
-    "resources/list",
-    "resources/templates/list",
-    "resources/read",
-    "resources/subscribe",
-    "resources/unsubscribe",
-    "prompts/list",
-    "prompts/get",
-    "completion/complete",
-    "logging/setLevel",
-    "tasks/get",
-    "tasks/result",
-    "tasks/cancel",
-    "tasks/list",
-    "server/discover",
-    "subscriptions/listen",
-    "notifications/initialized",
-    "notifications/cancelled",
-    "notifications/progress",
-    "notifications/roots/list_changed",
-];
+pub use crate::mcp::KNOWN_METHODS;
 
 /// The longest `params.name`/`params.uri` considered; longer ones are refused
 /// (bounds the cost of glob matching).
@@ -128,7 +101,7 @@ pub enum JsonRpcError {
     TargetTooLong,
     /// A resource URI that upstreams could read differently.
     #[error("{0}")]
-    AmbiguousUri(#[from] uri::UriError),
+    AmbiguousUri(#[from] crate::uri::UriError),
     /// A method or name with control characters or surrounding whitespace.
     #[error("{0} contains a control character or leading or trailing whitespace")]
     AmbiguousName(&'static str),
@@ -187,7 +160,6 @@ pub fn parse(body: &[u8], limits: ParseLimits) -> Result<Envelope, JsonRpcError>
 
 pub mod media;
 mod strict;
-pub mod uri;
 pub mod version;
 
 #[cfg(test)]

@@ -7,8 +7,9 @@ use std::fmt;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
-use super::{JsonRpcError, MAX_TARGET_LEN, ParseLimits, RpcCall, Target, uri};
+use super::{JsonRpcError, MAX_TARGET_LEN, ParseLimits, RpcCall, Target};
 use crate::json::{KeySet, Strict, Text};
+use crate::uri;
 
 pub(super) enum Top {
     /// One message.

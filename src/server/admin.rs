@@ -103,7 +103,7 @@ fn answer(gateway: &Gateway, req: &Request<Incoming>) -> Response<Body> {
     if path == "/healthz" || path == "/readyz" {
         let config = gateway.config();
         if let Some(answer) = well_known::respond(req.method(), path, &config, gateway.ready()) {
-            return answer.unwrap_or_else(|r| reject::respond(&r, None));
+            return answer.unwrap_or_else(|e| reject::respond(&e.into(), None));
         }
     }
     let mut resp = reject::respond(&Rejection::NoRoute, None);

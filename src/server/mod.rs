@@ -12,13 +12,14 @@ use std::sync::Arc;
 use tokio::net::TcpSocket;
 use tokio::sync::{Semaphore, oneshot, watch};
 
-use crate::config::{Config, reload};
+use crate::config::Config;
 use crate::gateway::Gateway;
 use crate::telemetry::metrics::Metrics;
 
 mod admin;
 mod http;
 mod idle;
+pub mod reload;
 pub mod signal;
 pub mod tls;
 mod worker;

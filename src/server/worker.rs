@@ -19,7 +19,6 @@ use tokio::sync::{Semaphore, oneshot, watch};
 use tokio_rustls::TlsAcceptor;
 
 use super::http;
-use crate::forward;
 use crate::gateway::Gateway;
 
 /// What every worker shares.
@@ -88,7 +87,7 @@ async fn serve(
     };
     // One pool per worker: the upstream connection's task runs on the same
     // thread as the client connection that uses it.
-    let upstream = Arc::new(forward::client::build(shared.upstream_connect_timeout));
+    let upstream = Arc::new(crate::http_client::build(shared.upstream_connect_timeout));
     let graceful = GracefulShutdown::new();
     loop {
         // Waiting for a permit before accepting applies back-pressure: past the

@@ -10,7 +10,7 @@
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use mcp_auth_gateway::jsonrpc::uri;
+use mcp_auth_gateway::uri;
 
 fn corpus() -> Vec<String> {
     let bases = [

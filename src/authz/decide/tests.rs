@@ -1,7 +1,7 @@
 use std::collections::HashMap;
 
 use super::*;
-use crate::authz::policy::{DenyMode, NameRules, Policy, ResourceRules, Unlisted};
+use crate::config::rules::{DenyMode, NameRules, Policy, ResourceRules, Unlisted};
 use crate::jsonrpc::{Envelope, RpcCall, Target};
 
 fn s(v: &[&str]) -> Vec<String> {

@@ -69,7 +69,7 @@ pub struct Policy {
     /// What happens to a target with no rule.
     pub unlisted: Unlisted,
     /// What happens to a method that is neither an MCP method of a supported
-    /// protocol version ([`crate::jsonrpc::KNOWN_METHODS`]) nor listed in
+    /// protocol version ([`crate::mcp::KNOWN_METHODS`]) nor listed in
     /// `methods`.
     pub unknown_methods: Unlisted,
     /// How a scope denial is answered.
@@ -190,7 +190,7 @@ impl ResourceRules {
             if shadowed.contains(&i) || !later.pattern.contains(['*', '{']) {
                 continue;
             }
-            let sample = crate::jsonrpc::uri::sample_instance(&later.pattern);
+            let sample = crate::uri::sample_instance(&later.pattern);
             if let Some(earlier) = self.set.matches(&sample).iter().find(|&j| j < i) {
                 out.push((i, earlier));
             }
