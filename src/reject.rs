@@ -10,11 +10,11 @@ use http::header::{ALLOW, CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTI
 use http::{HeaderValue, Response, StatusCode};
 
 use crate::authn::AuthnError;
-use crate::authz::DenyMode;
+use crate::authz::{Denied, DenyMode};
 use crate::body::{self, Body};
 use crate::forward::ForwardError;
 use crate::jsonrpc::media::MediaError;
-use crate::jsonrpc::{JsonRpcError, RpcCall, Target};
+use crate::jsonrpc::{JsonRpcError, Target};
 use crate::throttle::Throttled;
 
 /// Why the gateway refuses a request.
@@ -50,7 +50,7 @@ pub enum Rejection {
     },
     /// The policy refuses a call in the body.
     #[error("{}", .0.describe())]
-    Denied(Box<Denied>),
+    Denied(Box<crate::authz::Denied>),
     /// The request body exceeds the configured cap.
     #[error("request body exceeds {limit} bytes")]
     BodyTooLarge {
@@ -105,34 +105,19 @@ impl From<crate::well_known::WellKnownError> for Rejection {
     }
 }
 
-impl From<crate::cors::OriginNotAllowed> for Rejection {
-    fn from(_: crate::cors::OriginNotAllowed) -> Self {
-        Rejection::OriginNotAllowed
+impl From<crate::body::BodyError> for Rejection {
+    fn from(e: crate::body::BodyError) -> Self {
+        match e {
+            crate::body::BodyError::TooLarge { limit } => Rejection::BodyTooLarge { limit },
+            crate::body::BodyError::Timeout(t) => Rejection::BodyTimeout(t),
+            crate::body::BodyError::Read => Rejection::BodyRead,
+        }
     }
 }
 
-/// A policy refusal, with what the response needs to say.
-#[derive(Debug)]
-pub struct Denied {
-    /// How the route answers denials.
-    pub mode: DenyMode,
-    /// The first refused call.
-    pub call: RpcCall,
-    /// Whether it was refused for matching no rule (no scope can fix that).
-    pub unlisted: bool,
-    /// Every scope the body needs, sorted.
-    pub required: Vec<String>,
-    /// Ids of every request in the body, for JSON-RPC error answers.
-    pub ids: Vec<serde_json::Value>,
-}
-
-impl Denied {
-    /// `tools/call \`admin_reset\`` etc., for messages and logs.
-    pub fn describe(&self) -> String {
-        match self.call.target.name() {
-            Some(name) => format!("{} `{}`", self.call.method(), name),
-            None => self.call.method().to_owned(),
-        }
+impl From<crate::cors::OriginNotAllowed> for Rejection {
+    fn from(_: crate::cors::OriginNotAllowed) -> Self {
+        Rejection::OriginNotAllowed
     }
 }
 

@@ -115,6 +115,20 @@ impl Throttle {
         }
     }
 
+    /// Admits one request: the caller's budget, then the budget of every tool
+    /// it calls.
+    pub fn admit<'a>(
+        &self,
+        principal: &Principal,
+        tools: impl IntoIterator<Item = &'a str>,
+    ) -> Result<(), Throttled> {
+        self.check_principal(principal)?;
+        for tool in tools {
+            self.check_tool(principal, tool)?;
+        }
+        Ok(())
+    }
+
     /// Counts one request against the caller's budget.
     pub fn check_principal(&self, principal: &Principal) -> Result<(), Throttled> {
         match &self.per_principal {

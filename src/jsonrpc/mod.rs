@@ -115,6 +115,14 @@ impl RpcCall {
     pub fn method(&self) -> &str {
         self.method.as_deref().unwrap_or("")
     }
+
+    /// The tool a `tools/call` names.
+    pub fn tool(&self) -> Option<&str> {
+        match &self.target {
+            Target::Tool(name) => Some(name),
+            _ => None,
+        }
+    }
 }
 
 impl Target {
@@ -128,6 +136,14 @@ impl Target {
 }
 
 impl Envelope {
+    /// The id of a single request, for JSON-RPC-shaped refusals.
+    pub fn single_id(&self) -> Option<Value> {
+        match self {
+            Envelope::Single(call) => call.id.clone(),
+            Envelope::Batch(_) => None,
+        }
+    }
+
     /// The messages, one or many.
     pub fn calls(&self) -> &[RpcCall] {
         match self {
@@ -135,6 +151,26 @@ impl Envelope {
             Envelope::Batch(cs) => cs,
         }
     }
+}
+
+/// Bodies up to this size are parsed on the worker thread (well under a
+/// millisecond); larger ones on the runtime's blocking pool, so that a
+/// worst-case 4 MiB body (tens of milliseconds) never holds up the other
+/// connections of its worker.
+const PARSE_INLINE_MAX: usize = 64 << 10;
+
+/// [`parse`], off the worker thread when the body is large.
+pub async fn parse_off_thread(
+    body: &bytes::Bytes,
+    limits: ParseLimits,
+) -> Result<Envelope, JsonRpcError> {
+    if body.len() <= PARSE_INLINE_MAX {
+        return parse(body, limits);
+    }
+    let body = body.clone();
+    tokio::task::spawn_blocking(move || parse(&body, limits))
+        .await
+        .unwrap_or_else(|_| Err(JsonRpcError::Invalid("parser task failed".into())))
 }
 
 /// Parses a POST body.

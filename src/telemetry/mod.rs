@@ -5,6 +5,7 @@
 use tracing_subscriber::EnvFilter;
 
 pub mod metrics;
+pub mod request;
 
 /// The log thread's write buffer.
 const LOG_BUFFER_BYTES: usize = 64 * 1024;

@@ -1,0 +1,67 @@
+//! The one structured event per request (target `mcp_auth_gateway::request`)
+//! and its metrics. The orchestrator says what happened; this file says how
+//! it is logged and counted. Never tokens, never bodies.
+
+use std::time::Instant;
+
+use http::{Method, StatusCode};
+
+use super::metrics::{self, Metrics, RequestLabels};
+
+/// What one request's log event records.
+pub struct RequestEvent<'a> {
+    /// The HTTP method.
+    pub method: &'a Method,
+    /// The request path.
+    pub path: &'a str,
+    /// The route's path, when the request reached one.
+    pub route: Option<&'a str>,
+    /// The JSON-RPC method (`batch` for several, empty for none).
+    pub rpc_method: &'a str,
+    /// The caller's `sub`, when authenticated.
+    pub sub: Option<&'a str>,
+    /// The caller's client, when authenticated.
+    pub client_id: Option<&'a str>,
+    /// `(decision, reason)` of a refusal: `deny` for policy and scope
+    /// refusals, `reject` for everything else.
+    pub refusal: Option<(&'static str, String)>,
+    /// When the request arrived.
+    pub started: Instant,
+    /// The status sent.
+    pub status: StatusCode,
+}
+
+impl Metrics {
+    /// Counts the request and writes its log event.
+    pub fn record_request(&self, e: &RequestEvent<'_>) {
+        let latency_us = u64::try_from(e.started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        let decision = e.refusal.as_ref().map_or("allow", |(d, _)| *d);
+        self.requests
+            .get_or_create(&RequestLabels {
+                route: e.route.unwrap_or("none").to_owned(),
+                method: if e.rpc_method.is_empty() {
+                    e.method.as_str().to_owned()
+                } else {
+                    metrics::method_label(e.rpc_method).to_owned()
+                },
+                decision: decision.to_owned(),
+                status: e.status.as_u16(),
+            })
+            .inc();
+        let (route, path, rpc_method) = (e.route, e.path, e.rpc_method);
+        let (sub, client_id, status) = (e.sub, e.client_id, e.status.as_u16());
+        match &e.refusal {
+            None => tracing::info!(
+                target: "mcp_auth_gateway::request",
+                route, http.method = %e.method, path, rpc.method = rpc_method, status, latency_us, sub, client_id,
+                "request"
+            ),
+            Some((decision, reason)) => tracing::info!(
+                target: "mcp_auth_gateway::request",
+                route, http.method = %e.method, path, rpc.method = rpc_method, status, latency_us, sub, client_id,
+                decision, reason = %reason,
+                "request rejected"
+            ),
+        }
+    }
+}
