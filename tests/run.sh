@@ -4,6 +4,8 @@
 # formatting and lints, then runs every unit and end-to-end test.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+started=$SECONDS
+trap 'echo "==> tests/run.sh took $(( SECONDS - started )) s"' EXIT
 
 echo "==> installing test peers (npm + PyPI, pinned)"
 bash tests/peers/setup.sh
