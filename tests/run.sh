@@ -14,13 +14,16 @@ echo "==> cargo fmt --check"
 cargo fmt --all -- --check
 
 echo "==> cargo clippy"
-cargo clippy --all-targets --quiet -- -D warnings
+cargo clippy --locked --all-targets --quiet -- -D warnings
 
 echo "==> fuzz targets compile (cargo check; running them needs nightly, see README)"
-cargo check --manifest-path fuzz/Cargo.toml --bins --target-dir target --quiet
+cargo check --locked --manifest-path fuzz/Cargo.toml --bins --target-dir target --quiet
+
+echo "==> cargo doc (broken intra-doc links and other doc warnings are errors)"
+RUSTDOCFLAGS="-D warnings" cargo doc --locked --no-deps --quiet
 
 echo "==> cargo test"
-cargo test --all-targets
+cargo test --locked --all-targets
 
 echo "==> benchmark harness smoke run (keeps bench/ from rotting; numbers are not asserted)"
 bash bench/run.sh --smoke

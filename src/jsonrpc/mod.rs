@@ -58,7 +58,7 @@ pub enum Target {
     /// `tools/call` of `params.name`.
     Tool(String),
     /// `resources/read|subscribe|unsubscribe` of `params.uri`, or a
-    /// completion on a resource, in canonical form ([`uri::canonical`]).
+    /// completion on a resource, in canonical form ([`crate::uri::canonical`]).
     Resource(String),
     /// `prompts/get` of `params.name`, or a completion on a prompt.
     Prompt(String),
