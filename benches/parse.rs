@@ -4,6 +4,8 @@
 //! each worst case's throughput (MiB/s) with a typical MCP body. Figures are
 //! in bench/README.md ("Parse cost").
 
+#![expect(clippy::expect_used, reason = "a benchmark: bad set-up must stop it")]
+
 use std::hint::black_box;
 use std::sync::Arc;
 

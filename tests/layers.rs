@@ -7,7 +7,8 @@
 
 #![expect(
     clippy::panic,
-    reason = "a test: an unplaced module must fail it loudly"
+    clippy::expect_used,
+    reason = "a test: an unplaced module or unreadable file must fail it loudly"
 )]
 
 use std::collections::BTreeSet;

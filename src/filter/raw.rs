@@ -70,7 +70,7 @@ pub(super) fn rewrite(json: &[u8], allow: &Allow) -> Result<Rewrite, FilterError
         serde_json::from_slice::<IgnoredAny>(json)?;
         return Ok(Rewrite::NoMatch);
     }
-    let message: Members = serde_json::from_slice(json)?;
+    let message: Members<'_> = serde_json::from_slice(json)?;
     let Some(result) = message.get("result") else {
         return Ok(Rewrite::NoMatch);
     };
@@ -78,7 +78,7 @@ pub(super) fn rewrite(json: &[u8], allow: &Allow) -> Result<Rewrite, FilterError
         // Nothing listed, nothing to hide.
         return Ok(Rewrite::NoMatch);
     }
-    let result_members: Members = serde_json::from_str(result.get())?;
+    let result_members: Members<'_> = serde_json::from_str(result.get())?;
     // Every list the result carries is filtered, not only the one that was
     // asked for: a resumed or GET stream has no request to say which.
     let mut replaced: Vec<(&'static str, Vec<u8>)> = Vec::new();

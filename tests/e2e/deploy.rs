@@ -968,7 +968,7 @@ mod tpl {
         Ok(out)
     }
 
-    fn exec(nodes: &[Node], dot: &Value, s: &Scope, out: &mut String) -> Result<(), String> {
+    fn exec(nodes: &[Node], dot: &Value, s: &Scope<'_>, out: &mut String) -> Result<(), String> {
         for node in nodes {
             match node {
                 Node::Text(t) => out.push_str(t),
@@ -994,7 +994,7 @@ mod tpl {
         Ok(())
     }
 
-    fn eval(pipe: &[Cmd], dot: &Value, s: &Scope) -> Result<Value, String> {
+    fn eval(pipe: &[Cmd], dot: &Value, s: &Scope<'_>) -> Result<Value, String> {
         let mut piped = None;
         for cmd in pipe {
             let v = match &cmd[0] {
@@ -1014,7 +1014,7 @@ mod tpl {
         Ok(piped.unwrap_or(Value::Null))
     }
 
-    fn arg(a: &Arg, dot: &Value, s: &Scope) -> Result<Value, String> {
+    fn arg(a: &Arg, dot: &Value, s: &Scope<'_>) -> Result<Value, String> {
         match a {
             Arg::Lit(v) => Ok(v.clone()),
             Arg::Paren(p) => eval(p, dot, s),
@@ -1060,7 +1060,7 @@ mod tpl {
         }
     }
 
-    fn call(name: &str, args: Vec<Value>, s: &Scope) -> Result<Value, String> {
+    fn call(name: &str, args: Vec<Value>, s: &Scope<'_>) -> Result<Value, String> {
         let arity = match name {
             "quote" | "toYaml" | "not" | "fail" => Some(1),
             "include" | "trunc" | "trimSuffix" | "default" | "indent" | "nindent" | "eq" | "ne"
