@@ -145,12 +145,7 @@ impl Introspector {
     }
 
     async fn ask(&self, token: &str) -> Result<Outcome, AuthnError> {
-        let unavailable = |why: String| {
-            tracing::warn!(issuer = %self.issuer.issuer, error = %why, "token introspection failed");
-            AuthnError::IntrospectionUnavailable {
-                issuer: self.issuer.issuer.clone(),
-            }
-        };
+        let unavailable = |why: String| self.unavailable(&why);
         let secret = String::from_utf8_lossy(&self.settings.client_secret.0).into_owned();
         let form = {
             let mut form = url::form_urlencoded::Serializer::new(String::new());
@@ -207,12 +202,7 @@ impl Introspector {
         status: http::StatusCode,
         bytes: &[u8],
     ) -> Result<Outcome, AuthnError> {
-        let unavailable = |why: String| {
-            tracing::warn!(issuer = %self.issuer.issuer, error = %why, "token introspection failed");
-            AuthnError::IntrospectionUnavailable {
-                issuer: self.issuer.issuer.clone(),
-            }
-        };
+        let unavailable = |why: String| self.unavailable(&why);
         match serde_json::from_slice::<Response>(bytes) {
             Ok(answer) if status.is_success() => self.judge(answer),
             // Some servers (the MCP TS SDK's demo) answer an unknown token with a
@@ -225,6 +215,16 @@ impl Introspector {
                 Err(unavailable("response is not an RFC 7662 answer".into()))
             }
             Err(_) => Err(unavailable(format!("status {status}"))),
+        }
+    }
+
+    /// The outage error for this issuer, logged once with `why`. `why` is
+    /// our own description (a status, a timeout, a transport error), never
+    /// the token, the client secret or a value from the answer.
+    fn unavailable(&self, why: &str) -> AuthnError {
+        tracing::warn!(issuer = %self.issuer.issuer, error = %why, "token introspection failed");
+        AuthnError::IntrospectionUnavailable {
+            issuer: self.issuer.issuer.clone(),
         }
     }
 

@@ -33,6 +33,8 @@ mod sse;
 
 pub use plan::{list_visibility, refuse_batched_lists};
 #[cfg(test)]
+mod answer_tests;
+#[cfg(test)]
 mod tests;
 
 /// Which list a response carries.

@@ -195,6 +195,7 @@ pub fn parse(body: &[u8], limits: ParseLimits) -> Result<Envelope, JsonRpcError>
 }
 
 pub mod media;
+mod modern;
 mod strict;
 pub mod version;
 
