@@ -190,6 +190,30 @@ impl KeyStore {
         store
     }
 
+    /// Loads a `jwks_file` key set right away, so a gateway whose keys are on
+    /// disk is ready the moment it listens. Other sources, and a file that
+    /// cannot be read yet, are left to [`KeyStore::spawn_refresh`].
+    pub fn load_file_now(&self) {
+        let KeySource::File(path) = &self.issuer.keys else {
+            return;
+        };
+        let loaded = std::fs::read(path)
+            .map_err(|e| e.to_string())
+            .and_then(|doc| KeySet::parse(&doc).map_err(|e| e.to_string()));
+        match loaded {
+            Ok(set) => {
+                tracing::debug!(issuer = %self.issuer.issuer, keys = set.len(), "JWKS loaded from file");
+                self.keys.store(Some(Arc::new(set)));
+            }
+            Err(error) => tracing::warn!(
+                issuer = %self.issuer.issuer,
+                path = %path.display(),
+                %error,
+                "JWKS file not loaded at start; retrying in the background"
+            ),
+        }
+    }
+
     /// The issuer these keys belong to.
     pub fn issuer(&self) -> &Issuer {
         &self.issuer

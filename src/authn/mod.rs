@@ -186,6 +186,7 @@ impl Authenticator {
                             client.clone(),
                             config.limits.jwks_fetch_timeout,
                         );
+                        store.load_file_now();
                         store.clone().spawn_refresh(metrics.clone());
                         store
                     }
@@ -282,4 +283,40 @@ fn sha256(token: &str) -> [u8; 32] {
     let mut out = [0u8; 32];
     out.copy_from_slice(digest.as_ref());
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const JWKS: &str = r#"{"keys":[{"kty":"EC","crv":"P-256","kid":"s",
+        "x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
+        "y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]}"#;
+
+    fn config_with(jwks_file: &str) -> Config {
+        let yaml = format!(
+            "issuers:\n  - issuer: https://issuer.example.test\n    jwks_file: {jwks_file}\n\
+             routes:\n  - path: /mcp\n    upstream: http://127.0.0.1:9/mcp\n    \
+             resource: https://mcp.example.test/mcp\n"
+        );
+        Config::from_yaml(&yaml, std::path::Path::new("/"))
+            .unwrap()
+            .0
+    }
+
+    /// Readiness must not depend on the background loop having run: the
+    /// runtime below is never yielded to between `start` and the check.
+    #[tokio::test]
+    async fn a_jwks_file_is_loaded_before_start_returns() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("jwks.json");
+        std::fs::write(&path, JWKS).unwrap();
+        let client = crate::http_client::build(Duration::from_secs(1));
+        let metrics = Arc::new(Metrics::new());
+        let config = config_with(&path.display().to_string());
+        assert!(Authenticator::start(&config, client.clone(), metrics.clone(), None).ready());
+
+        let missing = config_with("/nonexistent/jwks.json");
+        assert!(!Authenticator::start(&missing, client, metrics, None).ready());
+    }
 }

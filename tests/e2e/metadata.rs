@@ -86,6 +86,17 @@ async fn health_and_readiness_need_no_token() {
 }
 
 #[tokio::test]
+async fn keys_on_disk_are_loaded_before_the_gateway_listens() {
+    let issuer = TestIssuer::new(ISS);
+    let gw = GatewayBuilder::new()
+        .issuer(&issuer)
+        .route("/mcp", "http://127.0.0.1:9/mcp", RESOURCE, "")
+        .spawn();
+    // No waiting: the startup line is printed after the file was read.
+    assert_eq!(send("GET", &gw.url("/readyz"), &[], "").await.status, 200);
+}
+
+#[tokio::test]
 async fn readiness_fails_while_an_issuers_keys_are_missing() {
     let gw = GatewayBuilder::new()
         .issuer_yaml(&format!(
