@@ -22,7 +22,7 @@ use std::time::Duration;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
-use crate::authn::Principal;
+use crate::authn::{AuthnError, Principal};
 use crate::config::{Rate, RateLimitConfig};
 
 /// Why a request is not admitted.
@@ -142,6 +142,18 @@ impl Throttle {
         match self.per_tool.get(tool) {
             Some(limiter) => self.check(&limiter.state, &key(principal)),
             None => Ok(()),
+        }
+    }
+
+    /// After a failed authentication: counts it against the client's IP,
+    /// unless the failure was the gateway's own (keys or introspection
+    /// unavailable), which must not lock out honest clients.
+    pub fn authn_failed(&self, error: &AuthnError, ip: IpAddr) -> Result<(), Throttled> {
+        match error {
+            AuthnError::KeysUnavailable { .. } | AuthnError::IntrospectionUnavailable { .. } => {
+                Ok(())
+            }
+            _ => self.check_unauthenticated(ip),
         }
     }
 

@@ -128,7 +128,7 @@ impl Gateway {
     }
 
     /// A process-unique request id (random prefix + counter).
-    pub(super) fn request_id(&self) -> String {
+    pub fn request_id(&self) -> String {
         let n = self.next_request_id.fetch_add(1, Ordering::Relaxed);
         format!("{:08x}-{n:08x}", self.request_id_prefix)
     }

@@ -3,17 +3,26 @@
 //! for loopback or the pod network only.
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::header::CONTENT_TYPE;
+use http::header::{CACHE_CONTROL, CONTENT_TYPE, X_CONTENT_TYPE_OPTIONS};
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
-use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::TcpListener;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
+use tower::ServiceBuilder;
+use tower_http::request_id::{
+    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::{MakeSpan, TraceLayer};
 
 use super::idle::Activity;
 use crate::body::{self, Body};
@@ -21,6 +30,9 @@ use crate::config::Limits;
 use crate::gateway::Gateway;
 use crate::reject::{self, Rejection};
 use crate::well_known;
+
+/// The request id header (as on the public port).
+const X_REQUEST_ID: &str = "x-request-id";
 
 /// First and longest pause after a failed accept.
 const ACCEPT_BACKOFF: (Duration, Duration) = (Duration::from_millis(10), Duration::from_secs(1));
@@ -69,25 +81,86 @@ pub(super) async fn start(
             let gateway = gateway.clone();
             let http1 = http1.clone();
             tokio::spawn(async move {
-                let activity = Activity::new();
-                let in_flight = activity.clone();
-                let svc = service_fn(move |req| {
-                    let gateway = gateway.clone();
-                    let request = in_flight.begin();
-                    async move {
-                        let _request = request;
-                        Ok::<_, Infallible>(answer(&gateway, &req))
-                    }
-                });
-                tokio::select! {
-                    _ = http1.serve_connection(TokioIo::new(stream), svc) => {}
-                    () = activity.expired(first, idle) => {}
-                }
+                serve(gateway, stream, http1, (first, idle)).await;
                 drop(permit);
             });
         }
     });
     Ok(local)
+}
+
+/// Serves one admin connection: the answers below, under tower-http layers
+/// for what every admin answer needs. Outermost first: a request id (from the
+/// gateway's own sequence, so admin and proxy ids never collide) that the
+/// trace span records and the answer echoes; `nosniff` and `no-store` on
+/// every answer (metrics are not for caches); and a deadline (the head
+/// timeout), after which the client gets 503 instead of waiting.
+async fn serve(
+    gateway: Arc<Gateway>,
+    stream: TcpStream,
+    http1: Arc<hyper::server::conn::http1::Builder>,
+    (first, idle): (Duration, Duration),
+) {
+    let activity = Activity::new();
+    let in_flight = activity.clone();
+    let ids = GatewayIds(gateway.clone());
+    let svc = ServiceBuilder::new()
+        .layer(SetRequestIdLayer::x_request_id(ids))
+        .layer(TraceLayer::new_for_http().make_span_with(AdminSpan))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetResponseHeaderLayer::overriding(
+            X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            first,
+        ))
+        .service_fn(move |req: Request<Incoming>| {
+            let request = in_flight.begin();
+            let resp = answer(&gateway, &req);
+            drop(request);
+            std::future::ready(Ok::<_, Infallible>(resp))
+        });
+    // Boxed so the compiler checks `Send` on the concrete service type: left
+    // generic, the tower stack trips rustc's higher-ranked `Send` check.
+    let connection: Pin<Box<dyn Future<Output = hyper::Result<()>> + Send>> =
+        Box::pin(http1.serve_connection(TokioIo::new(stream), TowerToHyperService::new(svc)));
+    tokio::select! {
+        _ = connection => {}
+        () = activity.expired(first, idle) => {}
+    }
+}
+
+/// The trace span of one admin request, with its id and path.
+#[derive(Clone, Copy)]
+struct AdminSpan;
+
+impl<B> MakeSpan<B> for AdminSpan {
+    fn make_span(&mut self, req: &Request<B>) -> tracing::Span {
+        let id = req
+            .headers()
+            .get(X_REQUEST_ID)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        tracing::debug_span!("admin", request_id = %id, path = %req.uri().path())
+    }
+}
+
+/// Request ids for the admin listener, from the gateway's sequence.
+#[derive(Clone)]
+struct GatewayIds(Arc<Gateway>);
+
+impl MakeRequestId for GatewayIds {
+    fn make_request_id<B>(&mut self, _: &Request<B>) -> Option<RequestId> {
+        HeaderValue::from_str(&self.0.request_id())
+            .ok()
+            .map(RequestId::new)
+    }
 }
 
 fn answer(gateway: &Gateway, req: &Request<Incoming>) -> Response<Body> {

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use http::{Method, StatusCode};
 
-use super::metrics::{self, Metrics, RequestLabels};
+use super::metrics::{self, Metrics, RequestLabels, RouteLabels};
 
 /// What one request's log event records.
 pub struct RequestEvent<'a> {
@@ -32,6 +32,27 @@ pub struct RequestEvent<'a> {
 }
 
 impl Metrics {
+    /// Records the time a request on `route` spent in the gateway before it
+    /// was forwarded.
+    pub fn observe_gateway(&self, route: &str, started: Instant) {
+        let labels = RouteLabels {
+            route: route.to_owned(),
+        };
+        let seconds = started.elapsed().as_secs_f64();
+        self.gateway_seconds.get_or_create(&labels).observe(seconds);
+    }
+
+    /// Records the time `route`'s upstream took to send response headers.
+    pub fn observe_upstream(&self, route: &str, started: Instant) {
+        let labels = RouteLabels {
+            route: route.to_owned(),
+        };
+        let seconds = started.elapsed().as_secs_f64();
+        self.upstream_seconds
+            .get_or_create(&labels)
+            .observe(seconds);
+    }
+
     /// Counts the request and writes its log event.
     pub fn record_request(&self, e: &RequestEvent<'_>) {
         let latency_us = u64::try_from(e.started.elapsed().as_micros()).unwrap_or(u64::MAX);
