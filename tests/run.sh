@@ -19,6 +19,13 @@ cargo clippy --locked --all-targets --quiet -- -D warnings
 echo "==> fuzz targets compile (cargo check; running them needs nightly, see README)"
 cargo check --locked --manifest-path fuzz/Cargo.toml --bins --target-dir target --quiet
 
+echo "==> cargo deny check licenses bans (deny.toml; advisories need GitHub, unreachable here)"
+if ! command -v cargo-deny >/dev/null 2>&1; then
+  echo "    installing cargo-deny (crates.io, --locked; about 3 minutes once)"
+  cargo install --locked --quiet cargo-deny@0.20.2
+fi
+cargo deny --log-level error check licenses bans
+
 echo "==> cargo doc (broken intra-doc links and other doc warnings are errors)"
 RUSTDOCFLAGS="-D warnings" cargo doc --locked --no-deps --quiet
 
