@@ -2,6 +2,7 @@
 //! servers. `ls src/` reads like the request path; see `docs/request-path.md`.
 
 pub mod authn;
+pub mod authserver;
 pub mod authz;
 pub mod body;
 pub mod cli;

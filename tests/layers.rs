@@ -35,6 +35,9 @@ const ORDER: &[&str] = &[
     "session",
     "forward",
     "filter",
+    // The second plane: the built-in authorization server (its tokens reach
+    // the stages only as keys handed to authn by the orchestrator).
+    "authserver",
     // Stage errors → responses; no stage uses it.
     "reject",
     // The orchestrator, and the tools built on the stages.

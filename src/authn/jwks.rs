@@ -294,6 +294,9 @@ impl KeyStore {
             KeySource::IntrospectionOnly => Err(FetchError::Document(
                 "issuer is configured for introspection only".into(),
             )),
+            KeySource::BuiltIn => Err(FetchError::Document(
+                "the built-in authorization server's keys are never fetched".into(),
+            )),
             KeySource::File(path) => {
                 let doc = tokio::fs::read(path)
                     .await

@@ -24,7 +24,7 @@ pub mod jwks;
 pub mod jwt;
 
 pub use introspect::Introspector;
-pub use jwks::KeyStore;
+pub use jwks::{KeySet, KeyStore};
 
 /// Who is calling, as proven by a verified token.
 #[derive(Debug, Clone)]
@@ -164,11 +164,14 @@ impl Authenticator {
     /// Creates one key store per issuer and starts their background refresh.
     /// Stores of `previous` whose issuer config is unchanged are reused, so a
     /// config reload keeps loaded keys.
+    /// `built_in` holds the public keys of the built-in authorization server
+    /// (when configured): its tokens are verified in-process, never fetched.
     pub fn start(
         config: &Config,
         client: HttpClient,
         metrics: Arc<Metrics>,
         previous: Option<&Authenticator>,
+        mut built_in: Option<KeySet>,
     ) -> Self {
         let stores = config
             .issuers
@@ -178,6 +181,16 @@ impl Authenticator {
                 let reused = previous
                     .and_then(|p| p.stores.get(&issuer.issuer))
                     .filter(|s| *s.issuer() == **issuer && s.has_keys());
+                let timeout = config.limits.jwks_fetch_timeout;
+                if issuer.keys == KeySource::BuiltIn {
+                    let store = match built_in.take() {
+                        Some(keys) => {
+                            KeyStore::preloaded(issuer.clone(), client.clone(), timeout, keys)
+                        }
+                        None => KeyStore::new(issuer.clone(), client.clone(), timeout),
+                    };
+                    return (issuer.issuer.clone(), store);
+                }
                 let store = match reused {
                     Some(store) => store.clone(),
                     None => {
@@ -314,9 +327,9 @@ mod tests {
         let client = crate::http_client::build(Duration::from_secs(1));
         let metrics = Arc::new(Metrics::new());
         let config = config_with(&path.display().to_string());
-        assert!(Authenticator::start(&config, client.clone(), metrics.clone(), None).ready());
+        assert!(Authenticator::start(&config, client.clone(), metrics.clone(), None, None).ready());
 
         let missing = config_with("/nonexistent/jwks.json");
-        assert!(!Authenticator::start(&missing, client, metrics, None).ready());
+        assert!(!Authenticator::start(&missing, client, metrics, None, None).ready());
     }
 }

@@ -37,6 +37,104 @@ pub(super) struct RawConfig {
     /// Rate limits.
     #[serde(default)]
     pub rate_limits: RawRateLimits,
+    /// The built-in authorization server (config/authserver.rs).
+    pub authorization_server: Option<RawAuthServer>,
+}
+
+/// `authorization_server:`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawAuthServer {
+    /// The public URL: `iss` everywhere.
+    pub issuer: String,
+    /// `sqlite:<path>` or `memory`.
+    pub store: Option<String>,
+    /// The identity provider people sign in with.
+    pub upstream: RawUpstreamIdp,
+    /// Who may sign in.
+    #[serde(default)]
+    pub login: RawPeople,
+    /// Scopes a signed-in person may receive.
+    #[serde(default)]
+    pub grants: Vec<RawGrant>,
+    /// How MCP clients identify themselves.
+    #[serde(default)]
+    pub clients: RawClients,
+    /// Access-token lifetime (default 5m).
+    pub access_token_ttl: Option<String>,
+    /// Refresh-token lifetime (default 30d).
+    pub refresh_token_ttl: Option<String>,
+    /// How long a rotated refresh token may be presented again (default 10s).
+    pub refresh_reuse_grace: Option<String>,
+    /// Secret that signs the browser cookies (default: random per process).
+    pub cookie_key: Option<String>,
+}
+
+/// `authorization_server.upstream:`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawUpstreamIdp {
+    /// `oidc`, `google`, `entra` or `github`.
+    pub kind: String,
+    /// The provider's issuer (discovery).
+    pub issuer: Option<String>,
+    /// The gateway's client id there.
+    pub client_id: String,
+    /// The gateway's client secret there.
+    pub client_secret: String,
+    /// Scopes asked of the provider (default `openid email profile`).
+    pub scopes: Option<Vec<String>>,
+    /// The ID-token claim holding group names (default `groups`).
+    pub groups_claim: Option<String>,
+}
+
+/// A set of people: `login:` and `grants[].when:`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawPeople {
+    /// Verified email domains.
+    #[serde(default)]
+    pub email_domains: Vec<String>,
+    /// Verified email addresses.
+    #[serde(default)]
+    pub emails: Vec<String>,
+    /// Group names.
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// GitHub organisations.
+    #[serde(default)]
+    pub github_orgs: Vec<String>,
+}
+
+/// `authorization_server.grants[]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawGrant {
+    /// Whom the grant is for (everyone signed in when absent).
+    pub when: Option<RawPeople>,
+    /// The scopes granted.
+    pub scopes: Vec<String>,
+}
+
+/// `authorization_server.clients:`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawClients {
+    /// Client ID Metadata Documents.
+    pub cimd: Option<RawCimd>,
+    /// RFC 7591 dynamic registration.
+    pub dynamic_registration: Option<bool>,
+}
+
+/// `authorization_server.clients.cimd:`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawCimd {
+    /// `allowlist` or `any`.
+    pub trust: String,
+    /// Hosts trusted under `allowlist`.
+    #[serde(default)]
+    pub hosts: Vec<String>,
 }
 
 /// `session_binding:`

@@ -14,6 +14,7 @@ use url::Url;
 
 use rules::Policy;
 
+mod authserver;
 mod env;
 mod file;
 mod limits;
@@ -25,6 +26,7 @@ pub const PRM_PREFIX: &str = "/.well-known/oauth-protected-resource";
 pub mod rules;
 mod validate;
 
+pub use authserver::{AuthServer, CimdTrust, Grant, IdpKind, People, StoreSetting, UpstreamIdp};
 pub use validate::is_scope_token;
 
 /// The validated configuration snapshot.
@@ -48,6 +50,8 @@ pub struct Config {
     pub session_key: Option<Secret>,
     /// Rate limits.
     pub rate_limits: RateLimitConfig,
+    /// The built-in authorization server, when configured.
+    pub authorization_server: Option<Arc<AuthServer>>,
 }
 
 /// A secret from the config. `Debug` never shows it.
@@ -154,6 +158,8 @@ pub enum KeySource {
     Discover(Url),
     /// No signing keys: this issuer's tokens are introspected.
     IntrospectionOnly,
+    /// The built-in authorization server: its keys are in this process.
+    BuiltIn,
 }
 
 /// A public MCP endpoint and the upstream it protects.

@@ -136,11 +136,18 @@ pub(super) fn validate(
         key: base_dir.join(t.key),
     });
 
-    if raw.issuers.is_empty() {
-        report.error("issuers", "at least one trusted issuer is required");
+    let authorization_server = raw
+        .authorization_server
+        .and_then(|a| super::authserver::validate(a, base_dir, &mut report))
+        .map(Arc::new);
+    if raw.issuers.is_empty() && authorization_server.is_none() {
+        report.error(
+            "issuers",
+            "at least one trusted issuer (or an authorization_server) is required",
+        );
     }
     let mut seen_issuers = HashSet::new();
-    let issuers: Vec<Arc<Issuer>> = raw
+    let mut issuers: Vec<Arc<Issuer>> = raw
         .issuers
         .into_iter()
         .enumerate()
@@ -153,6 +160,23 @@ pub(super) fn validate(
         })
         .collect();
 
+    if let Some(built_in) = &authorization_server {
+        if !seen_issuers.insert(built_in.issuer.clone()) {
+            report.error(
+                "authorization_server.issuer",
+                "also listed under issuers: the built-in server's keys are its own",
+            );
+        }
+        issuers.push(Arc::new(Issuer {
+            issuer: built_in.issuer.clone(),
+            keys: KeySource::BuiltIn,
+            algorithms: vec![Algorithm::ES256],
+            scope_claims: vec!["scope".to_owned()],
+            leeway: Duration::from_secs(30),
+            require_typ: true,
+            introspection: None,
+        }));
+    }
     let introspecting = issuers.iter().filter(|i| i.introspection.is_some()).count();
     if introspecting > 1 {
         report.warn(
@@ -198,7 +222,8 @@ pub(super) fn validate(
                     format!("duplicate route path `{}`", raw.path),
                 );
             }
-            route(raw, &path, &issuers, &limits, &mut report).map(Arc::new)
+            let built_in = authorization_server.as_deref();
+            route(raw, &path, &issuers, built_in, &limits, &mut report).map(Arc::new)
         })
         .collect();
 
@@ -214,6 +239,7 @@ pub(super) fn validate(
                 token_cache,
                 session_key,
                 rate_limits,
+                authorization_server,
             },
             report.warnings,
         ))
@@ -343,6 +369,7 @@ fn route(
     raw: RawRoute,
     path: &str,
     issuers: &[Arc<Issuer>],
+    built_in: Option<&super::AuthServer>,
     limits: &Limits,
     report: &mut Report,
 ) -> Option<Route> {
@@ -407,10 +434,12 @@ fn route(
     let metadata_path = format!("{PRM_PREFIX}{resource_path}");
     let origin = resource_url.origin().ascii_serialization();
 
-    let authorization_servers = if raw.authorization_servers.is_empty() {
-        issuers.iter().map(|i| i.issuer.clone()).collect()
-    } else {
-        raw.authorization_servers
+    // A route that names none uses the built-in server when there is one
+    // (only it can issue tokens for this route's resource), else every issuer.
+    let authorization_servers = match (raw.authorization_servers.is_empty(), built_in) {
+        (true, Some(built_in)) => vec![built_in.issuer.clone()],
+        (true, None) => issuers.iter().map(|i| i.issuer.clone()).collect(),
+        (false, _) => raw.authorization_servers,
     };
 
     let mut audiences = vec![raw.resource.clone()];

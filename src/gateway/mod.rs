@@ -25,7 +25,7 @@ mod outcome;
 mod stages;
 mod state;
 
-pub use state::{Gateway, Snapshot};
+pub use state::{Gateway, Snapshot, StartError};
 
 use outcome::Outcome;
 
@@ -67,6 +67,10 @@ impl Gateway {
         let mut outcome = Outcome::new(req.method(), req.uri().path());
         let (method, path) = (req.method(), req.uri().path());
 
+        // The built-in authorization server's own endpoints.
+        if let Some(authserver) = snap.authserver.as_ref().filter(|a| a.owns(path)) {
+            return authserver.handle(req, conn.peer.ip()).await;
+        }
         // Stage 3: answered without a token.
         if let Some(answer) = well_known::respond(method, path, &snap.config, self.ready()) {
             return answer.unwrap_or_else(|e| reject::respond(&e.into(), None));

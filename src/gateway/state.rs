@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 
 use crate::authn::Authenticator;
+use crate::authserver::AuthorizationServer;
 use crate::config::Config;
 use crate::forward::HttpClient;
 use crate::session::SessionBinder;
@@ -27,6 +28,8 @@ pub struct Snapshot {
     pub(super) authn: Authenticator,
     pub(super) sessions: SessionBinder,
     pub(super) throttle: Arc<Throttle>,
+    /// The built-in authorization server, when configured.
+    pub(super) authserver: Option<AuthorizationServer>,
 }
 
 /// The gateway: the current snapshot and what outlives reloads.
@@ -47,13 +50,11 @@ impl Gateway {
     /// Builds the gateway and starts its background tasks (key refresh,
     /// limiter housekeeping). Fails only when the system random number
     /// generator does: the fallback session key must never be all zeros.
-    pub fn start(
-        config: Arc<Config>,
-        metrics: Arc<Metrics>,
-    ) -> Result<Arc<Self>, aws_lc_rs::error::Unspecified> {
+    pub fn start(config: Arc<Config>, metrics: Arc<Metrics>) -> Result<Arc<Self>, StartError> {
         let client = crate::http_client::build(config.limits.upstream_connect_timeout);
-        let (fallback_session_key, prefix) = random_keys(aws_lc_rs::rand::fill)?;
-        let snapshot = build_snapshot(config, &client, &metrics, None, &fallback_session_key);
+        let (fallback_session_key, prefix) =
+            random_keys(aws_lc_rs::rand::fill).map_err(|_| StartError::Random)?;
+        let snapshot = build_snapshot(config, &client, &metrics, None, &fallback_session_key)?;
         let gateway = Arc::new(Self {
             snapshot: ArcSwap::from_pointee(snapshot),
             client,
@@ -83,13 +84,19 @@ impl Gateway {
     pub async fn reload(&self, config: Config) {
         let config = Arc::new(config);
         let old = self.snapshot.load_full();
-        let next = build_snapshot(
+        let next = match build_snapshot(
             config.clone(),
             &self.client,
             &self.metrics,
             Some(&old),
             &self.fallback_session_key,
-        );
+        ) {
+            Ok(next) => next,
+            Err(e) => {
+                tracing::error!(error = %e, "config reload rejected; keeping the running config");
+                return;
+            }
+        };
         let deadline =
             Instant::now() + config.limits.jwks_fetch_timeout + Duration::from_millis(500);
         while !next.authn.ready() && Instant::now() < deadline {
@@ -154,12 +161,20 @@ fn build_snapshot(
     metrics: &Arc<Metrics>,
     previous: Option<&Snapshot>,
     fallback_session_key: &[u8; 32],
-) -> Snapshot {
+) -> Result<Snapshot, StartError> {
+    let authserver = AuthorizationServer::start(
+        &config,
+        client.clone(),
+        previous.and_then(|p| p.authserver.as_ref()),
+    )?;
     let authn = Authenticator::start(
         &config,
         client.clone(),
         metrics.clone(),
         previous.map(|p| &p.authn),
+        authserver
+            .as_ref()
+            .and_then(AuthorizationServer::public_keys),
     );
     let sessions = match &config.session_key {
         Some(key) => SessionBinder::new(&key.0),
@@ -180,12 +195,25 @@ fn build_snapshot(
             .reconfigured(&config.rate_limits, config.limits.max_streams_per_principal),
         None => Throttle::new(&config.rate_limits, config.limits.max_streams_per_principal),
     });
-    Snapshot {
+    Ok(Snapshot {
         config,
         authn,
         sessions,
         throttle,
-    }
+        authserver,
+    })
+}
+
+/// Why the gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The system random number generator failed: no session key or request
+    /// id prefix can be made (never an all-zero key).
+    #[error("the system random number generator failed; refusing to start without a random key")]
+    Random,
+    /// The built-in authorization server could not start.
+    #[error(transparent)]
+    AuthServer(#[from] crate::authserver::StartError),
 }
 
 #[cfg(test)]

@@ -41,10 +41,10 @@ pub enum ServeError {
     /// The TLS files are unusable.
     #[error(transparent)]
     Tls(#[from] tls::TlsError),
-    /// The system random number generator failed: no session key or request
-    /// id prefix can be made (never an all-zero key).
-    #[error("the system random number generator failed; refusing to start without a random key")]
-    Random,
+    /// The gateway's state could not be built (random source, built-in
+    /// authorization server).
+    #[error(transparent)]
+    Start(#[from] crate::gateway::StartError),
 }
 
 /// Runs the gateway until a shutdown signal, then drains. With `config_path`,
@@ -66,7 +66,7 @@ pub async fn run(
     let scheme = if acceptor.is_some() { "https" } else { "http" };
 
     let metrics = Arc::new(Metrics::new());
-    let gateway = Gateway::start(config.clone(), metrics).map_err(|_| ServeError::Random)?;
+    let gateway = Gateway::start(config.clone(), metrics)?;
     if let Some(admin) = config.admin_listen {
         admin::start(admin, gateway.clone(), &config.limits)
             .await

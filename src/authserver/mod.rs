@@ -1,0 +1,301 @@
+//! The built-in OAuth 2.1 authorization server: the second plane of the
+//! binary. MCP clients discover it from the protected-resource metadata,
+//! identify themselves (RFC 7591 registration), send the user's browser to
+//! `/oauth/authorize`, where the gateway asks for consent and then sends the
+//! browser on to the upstream identity provider (`idp.rs`). On the way back
+//! it applies the login policy and the grants, and `/oauth/token` mints a
+//! short-lived RFC 9068 JWT for the route's resource plus a rotating refresh
+//! token. The resource side verifies those JWTs in-process (the public key
+//! is handed to `authn`, never fetched).
+//!
+//! Files: `mod.rs` (endpoints and dispatch), `flow.rs` (authorize, consent,
+//! callback), `token.rs` (token and revocation), `clients.rs` (registration,
+//! redirect rule), `idp.rs` (upstream connector), `keys.rs` (signing key),
+//! `store.rs` (state), `pages.rs` (HTML), `respond.rs` (every answer this
+//! plane sends: JSON errors with RFC codes, HTML pages, redirects).
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{Method, Request, Response};
+use hyper::body::Incoming;
+use serde_json::json;
+
+use crate::authn::KeySet;
+use crate::body::Body;
+use crate::config::{AuthServer, Config, StoreSetting};
+use crate::http_client::HttpClient;
+
+mod clients;
+mod flow;
+mod idp;
+mod keys;
+mod pages;
+mod respond;
+mod store;
+mod token;
+
+use keys::SigningKey;
+use respond::{OAuthError, json_ok};
+use store::{MemoryStore, Store};
+
+/// Every endpoint is under this segment of the issuer's path.
+const PREFIX: &str = "/oauth";
+
+/// The authorization server of one config snapshot. Its store and signing
+/// key outlive reloads (they are handed from one snapshot to the next).
+pub struct AuthorizationServer {
+    config: Arc<AuthServer>,
+    /// (canonical form, configured form) of every route's resource: a
+    /// request names the first, a token carries the second as `aud`.
+    resources: Vec<(String, String)>,
+    /// The issuer's path (`""` for a bare origin).
+    base: String,
+    store: Arc<Store>,
+    key: Arc<SigningKey>,
+    idp: Arc<idp::Idp>,
+    cookies: cookie::Key,
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Key generation failed (the system RNG).
+    #[error("authorization server: {0}")]
+    Crypto(String),
+    /// The configured store is not available in this build.
+    #[error("authorization server store: {0}")]
+    Store(String),
+}
+
+impl AuthorizationServer {
+    /// Builds the server for `config`, reusing the store, key and cookie key
+    /// of `previous` (so a reload loses no session, code or token).
+    pub fn start(
+        config: &Config,
+        client: HttpClient,
+        previous: Option<&AuthorizationServer>,
+    ) -> Result<Option<Self>, StartError> {
+        let Some(settings) = config.authorization_server.clone() else {
+            return Ok(None);
+        };
+        let (store, key, cookies) = match previous {
+            Some(p) if p.config.store == settings.store => {
+                (p.store.clone(), p.key.clone(), p.cookies.clone())
+            }
+            _ => {
+                let store = match &settings.store {
+                    StoreSetting::Memory => Store::Memory(MemoryStore::default()),
+                    StoreSetting::Sqlite(path) => {
+                        return Err(StartError::Store(format!(
+                            "sqlite:{} is not built yet; set `store: memory` (state is then lost on restart)",
+                            path.display()
+                        )));
+                    }
+                };
+                let (key, _pkcs8) =
+                    SigningKey::generate().map_err(|e| StartError::Crypto(e.to_string()))?;
+                let cookies = match &settings.cookie_key {
+                    Some(secret) => cookie::Key::derive_from(&secret.0),
+                    None => {
+                        let mut master = [0u8; 32];
+                        aws_lc_rs::rand::fill(&mut master)
+                            .map_err(|e| StartError::Crypto(e.to_string()))?;
+                        cookie::Key::derive_from(&master)
+                    }
+                };
+                (Arc::new(store), Arc::new(key), cookies)
+            }
+        };
+        let base = url::Url::parse(&settings.issuer)
+            .map(|u| u.path().trim_end_matches('/').to_owned())
+            .unwrap_or_default();
+        let resources = config
+            .routes
+            .iter()
+            .map(|r| {
+                let canonical =
+                    canonical_resource(&r.resource).unwrap_or_else(|| r.resource.clone());
+                (canonical, r.resource.clone())
+            })
+            .collect();
+        let idp = Arc::new(idp::Idp::new(
+            settings.clone(),
+            client,
+            config.limits.jwks_fetch_timeout,
+        ));
+        Ok(Some(Self {
+            config: settings,
+            resources,
+            base,
+            store,
+            key,
+            idp,
+            cookies,
+        }))
+    }
+
+    /// The public keys, for the resource side.
+    pub fn public_keys(&self) -> Option<KeySet> {
+        KeySet::parse(self.key.jwks().to_string().as_bytes()).ok()
+    }
+
+    /// Whether this server answers `path`.
+    pub fn owns(&self, path: &str) -> bool {
+        path.strip_prefix(&self.base)
+            .is_some_and(|rest| rest.starts_with(&format!("{PREFIX}/")))
+            || self.metadata_path(path)
+    }
+
+    fn metadata_path(&self, path: &str) -> bool {
+        let rfc8414 = format!("/.well-known/oauth-authorization-server{}", self.base);
+        let oidc = format!("{}/.well-known/openid-configuration", self.base);
+        path == rfc8414 || path == oidc
+    }
+
+    fn endpoint(&self, name: &str) -> String {
+        format!("{}{PREFIX}/{name}", self.config.issuer)
+    }
+
+    /// Answers one request on an owned path.
+    pub async fn handle(&self, req: Request<Incoming>, peer: IpAddr) -> Response<Body> {
+        let path = req.uri().path().to_owned();
+        if self.metadata_path(&path) {
+            return match *req.method() {
+                Method::GET | Method::HEAD => json_ok(&self.metadata()),
+                _ => OAuthError::method_not_allowed(),
+            };
+        }
+        let name = path
+            .strip_prefix(&self.base)
+            .and_then(|p| p.strip_prefix(PREFIX))
+            .unwrap_or_default();
+        match (req.method().clone(), name) {
+            (Method::GET, "/jwks") => json_ok(&self.key.jwks()),
+            (Method::POST, "/register") => self.register(req, peer).await,
+            (Method::GET, "/authorize") => self.authorize(req).await,
+            (Method::POST, "/consent") => self.consent(req).await,
+            (Method::GET, "/callback") => self.callback(req).await,
+            (Method::POST, "/token") => self.token(req).await,
+            (Method::POST, "/revoke") => self.revoke(req).await,
+            (
+                _,
+                "/jwks" | "/register" | "/authorize" | "/consent" | "/callback" | "/token"
+                | "/revoke",
+            ) => OAuthError::method_not_allowed(),
+            _ => OAuthError::not_found(),
+        }
+    }
+
+    /// RFC 8414 metadata (also served as OpenID discovery).
+    fn metadata(&self) -> serde_json::Value {
+        let mut doc = json!({
+            "issuer": self.config.issuer,
+            "authorization_endpoint": self.endpoint("authorize"),
+            "token_endpoint": self.endpoint("token"),
+            "jwks_uri": self.endpoint("jwks"),
+            "revocation_endpoint": self.endpoint("revoke"),
+            "response_types_supported": ["code"],
+            "response_modes_supported": ["query"],
+            "grant_types_supported": ["authorization_code", "refresh_token"],
+            "code_challenge_methods_supported": ["S256"],
+            "token_endpoint_auth_methods_supported": ["none"],
+            "revocation_endpoint_auth_methods_supported": ["none"],
+            "authorization_response_iss_parameter_supported": true,
+            "scopes_supported": self.scopes_supported(),
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": ["ES256"],
+        });
+        if self.config.dynamic_registration {
+            doc["registration_endpoint"] = json!(self.endpoint("register"));
+        }
+        if self.config.cimd.is_some() {
+            doc["client_id_metadata_document_supported"] = json!(true);
+        }
+        doc
+    }
+
+    fn scopes_supported(&self) -> Vec<String> {
+        let mut scopes: Vec<String> = self
+            .config
+            .grants
+            .iter()
+            .flat_map(|g| g.scopes.iter().cloned())
+            .collect();
+        scopes.sort_unstable();
+        scopes.dedup();
+        scopes
+    }
+
+    /// The resource a request is for: the one named (after normalisation),
+    /// or the only route's when none is named. With several routes and no
+    /// `resource`, nothing is guessed: a token for the wrong route is worse
+    /// than an error.
+    fn resource_for(&self, named: Option<&str>) -> Result<String, OAuthError> {
+        match named {
+            Some(raw) => {
+                let canonical = canonical_resource(raw).ok_or_else(|| {
+                    OAuthError::invalid_target(
+                        "`resource` is not an absolute URL without a fragment".into(),
+                    )
+                })?;
+                self.resources
+                    .iter()
+                    .find(|(c, _)| *c == canonical)
+                    .map(|(_, configured)| configured.clone())
+                    .ok_or_else(|| {
+                        OAuthError::invalid_target("`resource` is not served here".into())
+                    })
+            }
+            None => match self.resources.as_slice() {
+                [(_, only)] => Ok(only.clone()),
+                _ => Err(OAuthError::invalid_target(
+                    "this server protects several resources: name one with `resource`".into(),
+                )),
+            },
+        }
+    }
+
+    /// The record lifetime of a registered client.
+    fn client_ttl() -> Duration {
+        Duration::from_secs(90 * 24 * 3600)
+    }
+}
+
+/// The comparison form of a resource URI (MCP authorization: scheme and
+/// host case, default port, one trailing slash): `None` if it is not an
+/// absolute http(s) URL without a fragment.
+fn canonical_resource(raw: &str) -> Option<String> {
+    let url = url::Url::parse(raw).ok()?;
+    if !matches!(url.scheme(), "http" | "https") || url.fragment().is_some() || !url.has_host() {
+        return None;
+    }
+    let s = url.as_str();
+    Some(s.strip_suffix('/').unwrap_or(s).to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::canonical_resource;
+
+    #[test]
+    fn resources_compare_after_normalisation() {
+        let c = |s| canonical_resource(s).unwrap();
+        assert_eq!(
+            c("HTTPS://MCP.Example.com:443/mcp/"),
+            c("https://mcp.example.com/mcp")
+        );
+        assert_eq!(c("https://mcp.example.com"), c("https://mcp.example.com/"));
+        assert_ne!(
+            c("https://mcp.example.com/mcp"),
+            c("https://mcp.example.com/other")
+        );
+        assert_ne!(
+            c("https://mcp.example.com:8443/mcp"),
+            c("https://mcp.example.com/mcp")
+        );
+        assert!(canonical_resource("https://mcp.example.com/mcp#x").is_none());
+        assert!(canonical_resource("mcp.example.com/mcp").is_none());
+    }
+}

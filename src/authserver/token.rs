@@ -1,0 +1,384 @@
+//! `/oauth/token` (authorization code with PKCE, refresh with rotation) and
+//! `/oauth/revoke` (RFC 7009).
+//!
+//! Codes are taken atomically: of two racing redemptions one wins. A code
+//! presented again afterwards revokes the family its first use started.
+//! Refresh tokens rotate on every use. A rotated token presented again
+//! within `refresh_reuse_grace` (a client that lost the response) gets a
+//! fresh successor and the previous successor stops working; later, it
+//! revokes the whole family. Each refresh re-applies the login policy and
+//! the grants to the identity recorded at sign-in.
+
+use std::time::Duration;
+
+use http::{Request, Response};
+use hyper::body::Incoming;
+use serde::{Deserialize, Serialize};
+
+use super::AuthorizationServer;
+use super::flow::{CodeGrant, constant_time_eq, granted, hashed, matches, now_secs, read_form};
+use super::idp::{Identity, random_token, s256};
+use super::respond::{OAuthError, json_ok};
+use super::store::Space;
+use crate::body::Body;
+
+/// A refresh token, as stored (under the hash of the token).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+struct RefreshRecord {
+    family: String,
+    client_id: String,
+    resource: String,
+    scopes: Vec<String>,
+    identity: Identity,
+    /// When the family started (its lifetime counts from there).
+    family_started: u64,
+    /// When this token was rotated, if it was.
+    rotated_at: Option<u64>,
+    /// The hash of its successor, if rotated.
+    successor: Option<String>,
+}
+
+/// RFC 9068 access-token claims.
+#[derive(Serialize)]
+struct AccessClaims<'a> {
+    iss: &'a str,
+    sub: &'a str,
+    aud: &'a str,
+    client_id: &'a str,
+    scope: String,
+    iat: u64,
+    exp: u64,
+    jti: String,
+}
+
+impl AuthorizationServer {
+    /// `POST /oauth/token`.
+    pub(super) async fn token(&self, req: Request<Incoming>) -> Response<Body> {
+        let result = async {
+            let form = read_form(req).await?;
+            match form.get("grant_type").map(String::as_str) {
+                Some("authorization_code") => self.redeem_code(&form).await,
+                Some("refresh_token") => self.refresh(&form).await,
+                Some(other) => Err(OAuthError::unsupported_grant_type(format!(
+                    "`{other}` is not supported"
+                ))),
+                None => Err(OAuthError::invalid_request("grant_type is required")),
+            }
+        }
+        .await;
+        result.unwrap_or_else(|e| {
+            tracing::info!(target: "mcp_auth_gateway::audit", event = "token", outcome = "refused", error = e.code(), detail = e.description());
+            e.into_response()
+        })
+    }
+
+    async fn redeem_code(
+        &self,
+        form: &std::collections::HashMap<String, String>,
+    ) -> Result<Response<Body>, OAuthError> {
+        let get = |k: &str| form.get(k).map(String::as_str);
+        let code = get("code").ok_or_else(|| OAuthError::invalid_request("code is required"))?;
+        let client_id =
+            get("client_id").ok_or_else(|| OAuthError::invalid_client("client_id is required"))?;
+        let key = hashed(code);
+        let taken = self
+            .store
+            .take(Space::Code, &key)
+            .await
+            .map_err(|e| OAuthError::unavailable(e.to_string()))?;
+        let Some(raw) = taken else {
+            // A replay: revoke what the first redemption produced.
+            if let Some(family) = self.load_string(Space::UsedCode, &key).await? {
+                self.revoke_family(&family).await?;
+                tracing::warn!(target: "mcp_auth_gateway::audit", event = "token", outcome = "code_replayed", family = %family);
+            }
+            return Err(OAuthError::invalid_grant(
+                "the code is invalid, expired or already used",
+            ));
+        };
+        let grant: CodeGrant = serde_json::from_slice(&raw)
+            .map_err(|_| OAuthError::invalid_grant("unreadable code"))?;
+        // Remember the redemption for as long as the family may live.
+        let used = serde_json::to_vec(&grant.family).unwrap_or_default();
+        self.store
+            .put(Space::UsedCode, &key, used, self.config.refresh_token_ttl)
+            .await
+            .map_err(|e| OAuthError::unavailable(e.to_string()))?;
+        if grant.client_id != client_id {
+            self.revoke_family(&grant.family).await?;
+            return Err(OAuthError::invalid_grant(
+                "the code was issued to another client",
+            ));
+        }
+        if get("redirect_uri") != Some(grant.redirect_uri.as_str()) {
+            return Err(OAuthError::invalid_grant(
+                "redirect_uri differs from the authorization request",
+            ));
+        }
+        let verifier = get("code_verifier")
+            .ok_or_else(|| OAuthError::invalid_grant("code_verifier is required (PKCE)"))?;
+        let verifier_ok = (43..=128).contains(&verifier.len())
+            && verifier
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b));
+        if !verifier_ok
+            || !constant_time_eq(s256(verifier).as_bytes(), grant.code_challenge.as_bytes())
+        {
+            return Err(OAuthError::invalid_grant(
+                "code_verifier does not match the challenge",
+            ));
+        }
+        if let Some(named) = get("resource") {
+            let resource = self.resource_for(Some(named))?;
+            if resource != grant.resource {
+                return Err(OAuthError::invalid_target(
+                    "resource differs from the authorization request".into(),
+                ));
+            }
+        }
+        let record = RefreshRecord {
+            family: grant.family.clone(),
+            client_id: grant.client_id.clone(),
+            resource: grant.resource.clone(),
+            scopes: grant.scopes.clone(),
+            identity: grant.identity.clone(),
+            family_started: now_secs(),
+            rotated_at: None,
+            successor: None,
+        };
+        self.issue(record, "code").await
+    }
+
+    async fn refresh(
+        &self,
+        form: &std::collections::HashMap<String, String>,
+    ) -> Result<Response<Body>, OAuthError> {
+        let get = |k: &str| form.get(k).map(String::as_str);
+        let token = get("refresh_token")
+            .ok_or_else(|| OAuthError::invalid_request("refresh_token is required"))?;
+        let client_id =
+            get("client_id").ok_or_else(|| OAuthError::invalid_client("client_id is required"))?;
+        let key = hashed(token);
+        let raw = self
+            .store
+            .get(Space::Refresh, &key)
+            .await
+            .map_err(|e| OAuthError::unavailable(e.to_string()))?
+            .ok_or_else(|| OAuthError::invalid_grant("the refresh token is invalid or expired"))?;
+        let record: RefreshRecord = serde_json::from_slice(&raw)
+            .map_err(|_| OAuthError::invalid_grant("unreadable refresh token"))?;
+        if self.family_revoked(&record.family).await? {
+            return Err(OAuthError::invalid_grant("the refresh token was revoked"));
+        }
+        if record.client_id != client_id {
+            return Err(OAuthError::invalid_grant(
+                "the refresh token was issued to another client",
+            ));
+        }
+        if let Some(named) = get("resource") {
+            if self.resource_for(Some(named))? != record.resource {
+                return Err(OAuthError::invalid_target(
+                    "a refresh token is for one resource".into(),
+                ));
+            }
+        }
+        let now = now_secs();
+        if let Some(rotated_at) = record.rotated_at {
+            let grace = self.config.refresh_reuse_grace.as_secs();
+            if now.saturating_sub(rotated_at) > grace {
+                self.revoke_family(&record.family).await?;
+                tracing::warn!(target: "mcp_auth_gateway::audit", event = "token", outcome = "refresh_reused", family = %record.family, user = %record.identity.subject);
+                return Err(OAuthError::invalid_grant(
+                    "the refresh token was already used; its family is revoked",
+                ));
+            }
+        }
+        // The login policy and grants, again: a person removed from the
+        // group loses access at the next refresh.
+        if !matches(
+            &self.config.login,
+            &record.identity,
+            self.config.upstream.kind,
+        ) {
+            self.revoke_family(&record.family).await?;
+            return Err(OAuthError::invalid_grant(
+                "the login policy no longer admits this user",
+            ));
+        }
+        let allowed = granted(&self.config, &record.identity);
+        let mut scopes: Vec<String> = record
+            .scopes
+            .iter()
+            .filter(|s| allowed.contains(s))
+            .cloned()
+            .collect();
+        if let Some(asked) = get("scope") {
+            let asked: Vec<&str> = asked.split(' ').filter(|s| !s.is_empty()).collect();
+            if asked.iter().any(|s| !scopes.iter().any(|g| g == s)) {
+                return Err(OAuthError::new_invalid_scope());
+            }
+            scopes.retain(|s| asked.contains(&s.as_str()));
+        }
+        let next_token =
+            random_token(32).map_err(|_| OAuthError::unavailable("random source failed"))?;
+        let next_key = hashed(&next_token);
+        // Rotate: only one of two racing refreshes wins the swap.
+        let mut rotated = record.clone();
+        rotated.rotated_at = Some(record.rotated_at.unwrap_or(now));
+        rotated.successor = Some(next_key.clone());
+        let ttl = self.family_ttl(&record);
+        let swapped = self
+            .store
+            .compare_and_set(
+                Space::Refresh,
+                &key,
+                &raw,
+                serde_json::to_vec(&rotated).unwrap_or_default(),
+                ttl,
+            )
+            .await
+            .map_err(|e| OAuthError::unavailable(e.to_string()))?;
+        if !swapped {
+            return Err(OAuthError::invalid_grant(
+                "the refresh token was used concurrently; retry with the newest one",
+            ));
+        }
+        // A retry within the grace replaces the successor the lost response held.
+        if let Some(previous) = &record.successor {
+            self.store
+                .delete(Space::Refresh, previous)
+                .await
+                .map_err(|e| OAuthError::unavailable(e.to_string()))?;
+        }
+        let next = RefreshRecord {
+            scopes,
+            rotated_at: None,
+            successor: None,
+            ..record
+        };
+        self.issue_with(next, next_token, "refresh").await
+    }
+
+    fn family_ttl(&self, record: &RefreshRecord) -> Duration {
+        let age = now_secs().saturating_sub(record.family_started);
+        self.config
+            .refresh_token_ttl
+            .saturating_sub(Duration::from_secs(age))
+    }
+
+    async fn issue(&self, record: RefreshRecord, how: &str) -> Result<Response<Body>, OAuthError> {
+        let token =
+            random_token(32).map_err(|_| OAuthError::unavailable("random source failed"))?;
+        self.issue_with(record, token, how).await
+    }
+
+    /// Stores the refresh token and answers with it and a fresh access token.
+    async fn issue_with(
+        &self,
+        record: RefreshRecord,
+        refresh: String,
+        how: &str,
+    ) -> Result<Response<Body>, OAuthError> {
+        let ttl = self.family_ttl(&record);
+        if ttl.is_zero() {
+            return Err(OAuthError::invalid_grant(
+                "the sign-in expired; sign in again",
+            ));
+        }
+        self.store
+            .put(
+                Space::Refresh,
+                &hashed(&refresh),
+                serde_json::to_vec(&record).unwrap_or_default(),
+                ttl,
+            )
+            .await
+            .map_err(|e| OAuthError::unavailable(e.to_string()))?;
+        let now = now_secs();
+        let lifetime = self.config.access_token_ttl.as_secs();
+        let scope = record.scopes.join(" ");
+        let claims = AccessClaims {
+            iss: &self.config.issuer,
+            sub: &record.identity.subject,
+            aud: &record.resource,
+            client_id: &record.client_id,
+            scope: scope.clone(),
+            iat: now,
+            exp: now + lifetime,
+            jti: random_token(16).map_err(|_| OAuthError::unavailable("random source failed"))?,
+        };
+        let access = self
+            .key
+            .sign_access_token(&claims)
+            .map_err(|e| OAuthError::unavailable(e.to_string()))?;
+        tracing::info!(target: "mcp_auth_gateway::audit", event = "token", outcome = "issued", how, client_id = %record.client_id, user = %record.identity.subject, resource = %record.resource, scopes = %scope);
+        Ok(json_ok(&serde_json::json!({
+            "access_token": access,
+            "token_type": "Bearer",
+            "expires_in": lifetime,
+            "refresh_token": refresh,
+            "scope": scope,
+        })))
+    }
+
+    async fn load_string(&self, space: Space, key: &str) -> Result<Option<String>, OAuthError> {
+        let raw = self
+            .store
+            .get(space, key)
+            .await
+            .map_err(|e| OAuthError::unavailable(e.to_string()))?;
+        Ok(raw.and_then(|r| serde_json::from_slice(&r).ok()))
+    }
+
+    async fn family_revoked(&self, family: &str) -> Result<bool, OAuthError> {
+        Ok(self
+            .store
+            .get(Space::RevokedFamily, family)
+            .await
+            .map_err(|e| OAuthError::unavailable(e.to_string()))?
+            .is_some())
+    }
+
+    async fn revoke_family(&self, family: &str) -> Result<(), OAuthError> {
+        self.store
+            .put(
+                Space::RevokedFamily,
+                family,
+                b"1".to_vec(),
+                self.config.refresh_token_ttl,
+            )
+            .await
+            .map_err(|e| OAuthError::unavailable(e.to_string()))
+    }
+
+    /// `POST /oauth/revoke` (RFC 7009): revokes a refresh token's family.
+    /// Unknown tokens get 200 too (§2.2). Access tokens are short-lived
+    /// JWTs and cannot be revoked.
+    pub(super) async fn revoke(&self, req: Request<Incoming>) -> Response<Body> {
+        let form = match read_form(req).await {
+            Ok(f) => f,
+            Err(e) => return e.into_response(),
+        };
+        let Some(token) = form.get("token") else {
+            return OAuthError::invalid_request("token is required").into_response();
+        };
+        let raw = match self.store.get(Space::Refresh, &hashed(token)).await {
+            Ok(raw) => raw,
+            Err(e) => return OAuthError::unavailable(e.to_string()).into_response(),
+        };
+        if let Some(record) = raw.and_then(|r| serde_json::from_slice::<RefreshRecord>(&r).ok()) {
+            if form
+                .get("client_id")
+                .is_some_and(|c| *c != record.client_id)
+            {
+                return OAuthError::invalid_client("the token was issued to another client")
+                    .into_response();
+            }
+            if let Err(e) = self.revoke_family(&record.family).await {
+                return e.into_response();
+            }
+            tracing::info!(target: "mcp_auth_gateway::audit", event = "revoke", family = %record.family, user = %record.identity.subject);
+        }
+        json_ok(&serde_json::json!({}))
+    }
+}
