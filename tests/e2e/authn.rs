@@ -33,16 +33,16 @@ async fn post(gw: &crate::support::Gateway, auth: Option<&str>) -> crate::suppor
 #[tokio::test]
 async fn missing_token_gets_a_challenge_without_error_code() {
     let (_issuer, upstream, gw) = setup().await;
-    let r = post(&gw, None).await;
-    assert_eq!(r.status, 401);
+    let r = post(&gw, None).await.assert_status(401, &[]);
     assert_eq!(
         r.header("www-authenticate"),
         format!("Bearer resource_metadata=\"{PRM_URL}\"")
     );
     assert_eq!(r.json()["error"], "invalid_request");
     // Another scheme is "no bearer credentials" too (RFC 6750 §3.1).
-    let r = post(&gw, Some("Basic dXNlcjpwYXNz")).await;
-    assert_eq!(r.status, 401);
+    let r = post(&gw, Some("Basic dXNlcjpwYXNz"))
+        .await
+        .assert_status(401, &[]);
     assert!(!r.header("www-authenticate").contains("error="));
     assert_eq!(upstream.count(), 0);
 }
@@ -164,8 +164,9 @@ async fn every_bad_token_gets_401_invalid_token_and_never_reaches_upstream() {
         )),
         issuer.sign_with(&issuer.keys[1], &good),
     ] {
-        let r = post(&gw, Some(&format!("Bearer {token}"))).await;
-        assert_eq!(r.status, 200, "{}", r.text());
+        post(&gw, Some(&format!("Bearer {token}")))
+            .await
+            .assert_status(200, &[]);
     }
     assert_eq!(upstream.count(), 4);
     gw.sync_logs().await;
@@ -177,26 +178,22 @@ async fn query_tokens_and_duplicate_headers_are_bad_requests() {
     let (issuer, upstream, gw) = setup().await;
     let token = issuer.token(RESOURCE, "");
     let auth = format!("Bearer {token}");
-    let r = send(
-        "POST",
-        &gw.url(&format!("/mcp?access_token={token}")),
-        &[("authorization", &auth)],
-        INIT,
-    )
-    .await;
-    assert_eq!(r.status, 400);
+    let r = gw
+        .post(&format!("/mcp?access_token={token}"), &auth, INIT)
+        .await
+        .assert_status(400, &[]);
     assert!(
         r.header("www-authenticate")
             .starts_with("Bearer error=\"invalid_request\"")
     );
-    let r = send(
+    send(
         "POST",
         &gw.url("/mcp"),
         &[("authorization", &auth), ("authorization", &auth)],
         INIT,
     )
-    .await;
-    assert_eq!(r.status, 400);
+    .await
+    .assert_status(400, &[]);
     assert_eq!(upstream.count(), 0);
 }
 
@@ -209,8 +206,9 @@ async fn rotated_keys_are_picked_up_without_restart() {
     header.typ = Some("at+jwt".into());
     header.kid = Some(new_key.kid.clone());
     let token = jsonwebtoken::encode(&header, &claims, &new_key.key).unwrap();
-    let r = post(&gw, Some(&format!("Bearer {token}"))).await;
-    assert_eq!(r.status, 200, "{}", r.text());
+    post(&gw, Some(&format!("Bearer {token}")))
+        .await
+        .assert_status(200, &[]);
     assert_eq!(upstream.count(), 1);
     gw.wait_for_log("JWKS refetched for unknown kid").await;
 }
@@ -232,8 +230,8 @@ async fn route_scopes_are_required_and_advertised() {
         &gw,
         Some(&format!("Bearer {}", issuer.token(RESOURCE, "mcp:tools"))),
     )
-    .await;
-    assert_eq!(r.status, 403);
+    .await
+    .assert_status(403, &[]);
     let challenge = r.header("www-authenticate").to_owned();
     assert_eq!(
         challenge,
@@ -249,15 +247,15 @@ async fn route_scopes_are_required_and_advertised() {
     .await;
     assert_eq!(again.header("www-authenticate"), challenge);
     assert_eq!(upstream.count(), 0);
-    let r = post(
+    post(
         &gw,
         Some(&format!(
             "Bearer {}",
             issuer.token(RESOURCE, "mcp:basic mcp:tools extra")
         )),
     )
-    .await;
-    assert_eq!(r.status, 200);
+    .await
+    .assert_status(200, &[]);
 }
 
 #[tokio::test]
@@ -271,8 +269,9 @@ async fn unreachable_jwks_fails_closed_with_503() {
         ))
         .route("/mcp", &upstream.url(), RESOURCE, "")
         .spawn();
-    let r = post(&gw, Some(&format!("Bearer {}", issuer.token(RESOURCE, "")))).await;
-    assert_eq!(r.status, 503, "{}", r.text());
+    let r = post(&gw, Some(&format!("Bearer {}", issuer.token(RESOURCE, ""))))
+        .await
+        .assert_status(503, &[]);
     assert!(!r.header("retry-after").is_empty());
     assert!(
         r.header("www-authenticate").is_empty(),
@@ -298,11 +297,9 @@ async fn a_cached_token_is_still_checked_against_each_routes_audience() {
     gw.wait_ready().await;
     let auth = format!("Bearer {}", issuer.token(RESOURCE, "other:use"));
     for _ in 0..2 {
-        let r = send("POST", &gw.url("/mcp"), &[("authorization", &auth)], INIT).await;
-        assert_eq!(r.status, 200);
+        gw.post("/mcp", &auth, INIT).await.assert_status(200, &[]);
         // Verified (and cached) for /mcp, but minted for another resource than /other.
-        let r = send("POST", &gw.url("/other"), &[("authorization", &auth)], INIT).await;
-        assert_eq!(r.status, 401, "{}", r.text());
+        let r = gw.post("/other", &auth, INIT).await.assert_status(401, &[]);
         assert!(r.header("www-authenticate").contains("invalid_token"));
     }
     assert_eq!(upstream.count(), 2);
@@ -369,8 +366,7 @@ async fn an_unknown_kid_refetch_never_delays_known_keys() {
     // The refetch is in flight (and stalled): a known key answers at once.
     let started = std::time::Instant::now();
     let known = format!("Bearer {}", issuer.token(RESOURCE, ""));
-    let r = post(&gw, Some(&known)).await;
-    assert_eq!(r.status, 200);
+    post(&gw, Some(&known)).await.assert_status(200, &[]);
     assert!(
         started.elapsed() < Duration::from_millis(500),
         "a known kid waited {:?} for a refetch",

@@ -38,8 +38,8 @@ async fn upstream_gets_the_same_body_and_mcp_headers_but_never_the_token() {
         ],
         CALL,
     )
-    .await;
-    assert_eq!(r.status, 200, "{}", r.text());
+    .await
+    .assert_status(200, &[]);
     assert_eq!(r.json()["result"]["ok"], true);
 
     let seen = upstream.seen.lock().unwrap()[0].clone();
@@ -158,8 +158,7 @@ async fn upstream_down_is_502_and_slow_upstream_is_504() {
         .spawn();
     gw.wait_ready().await;
     let auth = format!("Bearer {}", issuer.token(RESOURCE, ""));
-    let r = send("POST", &gw.url("/mcp"), &[("authorization", &auth)], CALL).await;
-    assert_eq!(r.status, 502);
+    let r = gw.post("/mcp", &auth, CALL).await.assert_status(502, &[]);
     assert_eq!(r.json()["error"], "upstream_unavailable");
     assert!(
         !r.text().contains("127.0.0.1"),
@@ -171,8 +170,7 @@ async fn upstream_down_is_502_and_slow_upstream_is_504() {
         "Bearer {}",
         issuer.token("https://mcp.example.test/slow", "")
     );
-    let r = send("POST", &gw.url("/slow"), &[("authorization", &auth)], CALL).await;
-    assert_eq!(r.status, 504);
+    let r = gw.post("/slow", &auth, CALL).await.assert_status(504, &[]);
     assert_eq!(r.json()["error"], "upstream_timeout");
     // The gateway keeps serving.
     assert_eq!(send("GET", &gw.url("/healthz"), &[], "").await.status, 200);
@@ -187,16 +185,14 @@ async fn oversized_bodies_get_413_and_other_methods_405() {
         r#"{{"jsonrpc":"2.0","id":1,"method":"ping","params":{{"pad":"{}"}}}}"#,
         "x".repeat(2048)
     );
-    let r = send("POST", &gw.url("/mcp"), &[("authorization", &auth)], &big).await;
-    assert_eq!(r.status, 413);
-    let r = send("PUT", &gw.url("/mcp"), &[("authorization", &auth)], CALL).await;
-    assert_eq!(r.status, 405);
+    gw.post("/mcp", &auth, &big).await.assert_status(413, &[]);
+    let r = send("PUT", &gw.url("/mcp"), &[("authorization", &auth)], CALL)
+        .await
+        .assert_status(405, &[]);
     assert_eq!(r.header("allow"), "GET, POST, DELETE");
-    let r = send("POST", &gw.url("/mcp/"), &[("authorization", &auth)], CALL).await;
-    assert_eq!(r.status, 404);
+    gw.post("/mcp/", &auth, CALL).await.assert_status(404, &[]);
     assert_eq!(upstream.count(), 0);
-    let r = send("POST", &gw.url("/mcp"), &[("authorization", &auth)], CALL).await;
-    assert_eq!(r.status, 200);
+    gw.post("/mcp", &auth, CALL).await.assert_status(200, &[]);
 }
 
 #[tokio::test]
@@ -227,7 +223,7 @@ async fn tls_listener_serves_http1_and_h2() {
             http2,
         )
         .await;
-        assert_eq!(r.status, 200, "{}", r.text());
+        r.assert_status(200, &[]);
         assert_eq!(
             version,
             if http2 {
@@ -237,7 +233,7 @@ async fn tls_listener_serves_http1_and_h2() {
             }
         );
         let (r, _) = send_tls(&cert_pem, "POST", &gw.url("/mcp"), &[], CALL, http2).await;
-        assert_eq!(r.status, 401);
+        r.assert_status(401, &[]);
     }
     let seen = upstream.seen.lock().unwrap();
     assert_eq!(seen.len(), 2);

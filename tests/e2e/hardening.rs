@@ -39,7 +39,7 @@ async fn session_ids_are_bound_to_the_principal_that_created_them() {
     )
     .await;
     let alice = format!("Bearer {}", token_for(&issuer, "alice"));
-    let r = send("POST", &gw.url("/mcp"), &[("authorization", &alice)], PING).await;
+    let r = gw.post("/mcp", &alice, PING).await;
     let wrapped = r.header("mcp-session-id").to_owned();
     assert!(
         wrapped.starts_with("up-1.") && wrapped.bytes().all(|b| b.is_ascii_graphic()),
@@ -49,14 +49,14 @@ async fn session_ids_are_bound_to_the_principal_that_created_them() {
     // Alice, even with a refreshed token, gets her session; the upstream sees its own id.
     let refreshed = format!("Bearer {}", token_for(&issuer, "alice"));
     assert_ne!(refreshed, alice);
-    let r = send(
+    send(
         "POST",
         &gw.url("/mcp"),
         &[("authorization", &refreshed), ("mcp-session-id", &wrapped)],
         PING,
     )
-    .await;
-    assert_eq!(r.status, 200, "{}", r.text());
+    .await
+    .assert_status(200, &[]);
     assert_eq!(
         upstream.seen.lock().unwrap()[1].headers["mcp-session-id"],
         "up-1"
@@ -114,7 +114,7 @@ async fn origins_are_validated_and_cors_preflights_answered() {
     }
     // The route's own origin (the origin of its `resource`) is same-origin:
     // no DNS-rebinding attack can produce it, so it needs no listing.
-    let r = send(
+    send(
         "POST",
         &gw.url("/mcp"),
         &[
@@ -123,8 +123,8 @@ async fn origins_are_validated_and_cors_preflights_answered() {
         ],
         PING,
     )
-    .await;
-    assert_eq!(r.status, 200, "{}", r.text());
+    .await
+    .assert_status(200, &[]);
     // An allowed origin can read the challenge and the response headers.
     let r = send(
         "POST",
@@ -132,8 +132,8 @@ async fn origins_are_validated_and_cors_preflights_answered() {
         &[("origin", "https://app.example.com")],
         PING,
     )
-    .await;
-    assert_eq!(r.status, 401);
+    .await
+    .assert_status(401, &[]);
     assert_eq!(
         r.header("access-control-allow-origin"),
         "https://app.example.com"
@@ -151,19 +151,14 @@ async fn origins_are_validated_and_cors_preflights_answered() {
         ],
         PING,
     )
-    .await;
-    assert_eq!(r.status, 200);
+    .await
+    .assert_status(200, &[]);
     assert!(
         r.header("access-control-expose-headers")
             .contains("Mcp-Session-Id")
     );
     // No Origin (a native client) passes.
-    assert_eq!(
-        send("POST", &gw.url("/mcp"), &[("authorization", &auth)], PING)
-            .await
-            .status,
-        200
-    );
+    gw.post("/mcp", &auth, PING).await.assert_status(200, &[]);
 
     let r = send(
         "OPTIONS",
@@ -174,8 +169,8 @@ async fn origins_are_validated_and_cors_preflights_answered() {
         ],
         "",
     )
-    .await;
-    assert_eq!(r.status, 204);
+    .await
+    .assert_status(204, &[]);
     for h in [
         "Authorization",
         "Content-Type",
@@ -187,14 +182,14 @@ async fn origins_are_validated_and_cors_preflights_answered() {
     ] {
         assert!(r.header("access-control-allow-headers").contains(h), "{h}");
     }
-    let r = send(
+    send(
         "OPTIONS",
         &gw.url("/mcp"),
         &[("origin", "https://evil.example.com")],
         "",
     )
-    .await;
-    assert_eq!(r.status, 403);
+    .await
+    .assert_status(403, &[]);
     assert_eq!(
         upstream.count(),
         3,
@@ -212,48 +207,31 @@ async fn rate_limits_answer_429_with_retry_after() {
             r#"{{"jsonrpc":"2.0","id":"c-{tool}","method":"tools/call","params":{{"name":"{tool}"}}}}"#
         )
     };
-    let url = gw.url("/mcp");
-    let headers = [("authorization", auth.as_str())];
     let post = |tool: &str| {
         let body = call(tool);
-        let (url, headers) = (&url, &headers);
-        async move { send("POST", url, headers, &body).await }
+        let (gw, auth) = (&gw, &auth);
+        async move { gw.post("/mcp", auth, &body).await }
     };
-    assert_eq!(post("expensive").await.status, 200);
-    let r = post("expensive").await;
-    assert_eq!(r.status, 429);
+    post("expensive").await.assert_status(200, &[]);
+    let r = post("expensive").await.assert_status(429, &[]);
     assert!(r.header("retry-after").parse::<u64>().unwrap() >= 1);
     assert_eq!(
         r.json()["id"],
         "c-expensive",
         "JSON-RPC shaped for a JSON-RPC call"
     );
-    assert_eq!(post("cheap").await.status, 200);
-    let r = post("cheap").await;
-    assert_eq!(r.status, 429, "per-principal budget (3/m) spent");
+    post("cheap").await.assert_status(200, &[]);
+    // The per-principal budget (3/m) is spent.
+    post("cheap").await.assert_status(429, &[]);
     // Another principal has its own budget.
     let dave = format!("Bearer {}", token_for(&issuer, "dave"));
-    assert_eq!(
-        send("POST", &gw.url("/mcp"), &[("authorization", &dave)], PING)
-            .await
-            .status,
-        200
-    );
+    gw.post("/mcp", &dave, PING).await.assert_status(200, &[]);
     assert_eq!(upstream.count(), 3);
 
     // Failed authentications are limited per client IP.
     let mut statuses = Vec::new();
     for _ in 0..8 {
-        statuses.push(
-            send(
-                "POST",
-                &gw.url("/mcp"),
-                &[("authorization", "Bearer bad")],
-                PING,
-            )
-            .await
-            .status,
-        );
+        statuses.push(gw.post("/mcp", "Bearer bad", PING).await.status);
     }
     assert_eq!(&statuses[..5], &[401; 5]);
     assert!(statuses[5..].iter().all(|s| *s == 429), "{statuses:?}");
@@ -269,26 +247,11 @@ async fn input_limits_are_enforced() {
         "[".repeat(10),
         "]".repeat(10)
     );
-    assert_eq!(
-        send("POST", &gw.url("/mcp"), &[("authorization", &auth)], &deep)
-            .await
-            .status,
-        400
-    );
+    gw.post("/mcp", &auth, &deep).await.assert_status(400, &[]);
     let batch = format!("[{}]", [PING; 4].join(","));
-    assert_eq!(
-        send("POST", &gw.url("/mcp"), &[("authorization", &auth)], &batch)
-            .await
-            .status,
-        400
-    );
+    gw.post("/mcp", &auth, &batch).await.assert_status(400, &[]);
     let batch = format!("[{}]", [PING; 3].join(","));
-    assert_eq!(
-        send("POST", &gw.url("/mcp"), &[("authorization", &auth)], &batch)
-            .await
-            .status,
-        200
-    );
+    gw.post("/mcp", &auth, &batch).await.assert_status(200, &[]);
 
     // Oversized head: refused by the HTTP layer (431), never forwarded.
     let big = "x".repeat(16 * 1024);
@@ -319,12 +282,7 @@ async fn input_limits_are_enforced() {
         "slow client was not cut off"
     );
     // Everyone else is still served.
-    assert_eq!(
-        send("POST", &gw.url("/mcp"), &[("authorization", &auth)], PING)
-            .await
-            .status,
-        200
-    );
+    gw.post("/mcp", &auth, PING).await.assert_status(200, &[]);
     assert_eq!(upstream.count(), 2);
 }
 

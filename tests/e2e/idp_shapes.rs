@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use crate::RESOURCE;
 use crate::support::upstream::{Behavior, Upstream};
-use crate::support::{GatewayBuilder, TestIssuer, send};
+use crate::support::{GatewayBuilder, TestIssuer};
 
 struct Shape {
     name: &'static str,
@@ -116,27 +116,13 @@ async fn every_documented_provider_shape_is_accepted_and_foreign_audiences_refus
         claims["iat"] = json!(now);
         claims["exp"] = json!(now + 600);
         let token = sign_typed(&issuer, shape.typ, &claims);
-        let r = send(
-            "POST",
-            &gw.url("/mcp"),
-            &[("authorization", &format!("Bearer {token}"))],
-            CALL,
-        )
-        .await;
+        let r = gw.post("/mcp", &format!("Bearer {token}"), CALL).await;
         assert_eq!(r.status, 200, "{}: {}", shape.name, r.text());
 
         let mut foreign = claims.clone();
         foreign["aud"] = shape.foreign_aud.clone();
-        let r = send(
-            "POST",
-            &gw.url("/mcp"),
-            &[(
-                "authorization",
-                &format!("Bearer {}", sign_typed(&issuer, shape.typ, &foreign)),
-            )],
-            CALL,
-        )
-        .await;
+        let auth = format!("Bearer {}", sign_typed(&issuer, shape.typ, &foreign));
+        let r = gw.post("/mcp", &auth, CALL).await;
         assert_eq!(
             r.status, 401,
             "{}: token for another API accepted",
@@ -166,26 +152,16 @@ async fn id_tokens_are_refused_unless_the_issuer_opts_out_of_typed_tokens() {
     gw.wait_ready().await;
     for typ in [Some("JWT"), None, Some("id+jwt")] {
         let token = sign_typed(&issuer, typ, &id_token_claims);
-        let r = send(
-            "POST",
-            &gw.url("/mcp"),
-            &[("authorization", &format!("Bearer {token}"))],
-            CALL,
-        )
-        .await;
+        let r = gw.post("/mcp", &format!("Bearer {token}"), CALL).await;
         assert_eq!(r.status, 401, "typ {typ:?}: {}", r.text());
         assert!(r.header("www-authenticate").contains("invalid_token"));
     }
     assert_eq!(upstream.count(), 0, "no ID token reached the upstream");
     let at = sign_typed(&issuer, Some("at+jwt"), &id_token_claims);
-    let r = send(
-        "POST",
-        &gw.url("/mcp"),
-        &[("authorization", &format!("Bearer {at}"))],
-        CALL,
-    )
-    .await;
-    assert_eq!(r.status, 200, "control: a typed access token passes");
+    // Control: a typed access token passes.
+    gw.post("/mcp", &format!("Bearer {at}"), CALL)
+        .await
+        .assert_status(200, &[]);
 
     let opted_out = GatewayBuilder::new()
         .issuer_yaml(&format!("{}    require_typ: false\n", issuer.config_yaml()))
@@ -193,12 +169,9 @@ async fn id_tokens_are_refused_unless_the_issuer_opts_out_of_typed_tokens() {
         .spawn();
     opted_out.wait_ready().await;
     let token = sign_typed(&issuer, Some("JWT"), &id_token_claims);
-    let r = send(
-        "POST",
-        &opted_out.url("/mcp"),
-        &[("authorization", &format!("Bearer {token}"))],
-        CALL,
-    )
-    .await;
-    assert_eq!(r.status, 200, "require_typ: false accepts typ JWT");
+    // `require_typ: false` accepts typ JWT.
+    opted_out
+        .post("/mcp", &format!("Bearer {token}"), CALL)
+        .await
+        .assert_status(200, &[]);
 }

@@ -26,35 +26,19 @@ async fn ts_sdk_client_calls_a_tool_on_server_everything_through_the_gateway() {
     gw.wait_ready().await;
     let token = issuer.token(RESOURCE, "mcp:tools");
 
-    let run = ts_client(&gw.url("/mcp"), &token, &["list-tools"], &[]);
-    assert_eq!(
-        run.code, 0,
-        "TS SDK client → server-everything: {}",
-        run.stdout
-    );
+    let run = ts_client(&gw.url("/mcp"), &token, &["list-tools"], &[]).assert_exit(0, &[]);
     let tools: Vec<String> = serde_json::from_str(&run.stdout).unwrap();
     assert!(tools.contains(&"echo".to_owned()), "{tools:?}");
 
-    let run = ts_client(
+    ts_client(
         &gw.url("/mcp"),
         &token,
         &["call", "echo", r#"{"message":"through the gateway"}"#],
         &[],
-    );
-    assert_eq!(
-        run.code, 0,
-        "TS SDK client → server-everything: {}",
-        run.stdout
-    );
-    assert!(
-        run.stdout.contains("Echo: through the gateway"),
-        "{}",
-        run.stdout
-    );
+    )
+    .assert_exit(0, &["Echo: through the gateway"]);
 
-    let run = ts_client(&gw.url("/mcp"), "", &["list-tools"], &[]);
-    assert_eq!(run.code, 2, "{}", run.stdout);
-    assert!(run.stdout.contains("401"), "{}", run.stdout);
+    ts_client(&gw.url("/mcp"), "", &["list-tools"], &[]).assert_exit(2, &["401"]);
 }
 
 #[tokio::test]
@@ -68,44 +52,32 @@ async fn python_sdk_client_calls_a_tool_on_the_python_server_through_the_gateway
     // Both the 2026-07-28 stateless path and the legacy initialize/session path.
     for mode in ["auto", "legacy"] {
         let env = [("MCP_CLIENT_MODE", mode)];
-        let run = py_client(&gw.url("/mcp"), &token, &["list-tools"], &env);
-        assert_eq!(
-            run.code, 0,
-            "Python SDK client ({mode}) → python-mcp: {}",
-            run.stdout
-        );
-        assert!(run.stdout.contains("get_weather"), "{}", run.stdout);
-        let run = py_client(
+        py_client(&gw.url("/mcp"), &token, &["list-tools"], &env).assert_exit(0, &["get_weather"]);
+        py_client(
             &gw.url("/mcp"),
             &token,
             &["call", "echo", r#"{"message":"hi"}"#],
             &env,
-        );
-        assert_eq!(
-            run.code, 0,
-            "Python SDK client ({mode}) → python-mcp: {}",
-            run.stdout
-        );
-        assert!(run.stdout.contains("echo: hi"), "{}", run.stdout);
+        )
+        .assert_exit(0, &["echo: hi"]);
     }
     // The TS client against the Python server too (Host rewriting matters here:
     // the Python server rejects foreign Host headers with 421).
-    let run = ts_client(
+    ts_client(
         &gw.url("/mcp"),
         &token,
         &["call", "get_weather", r#"{"city":"Oslo"}"#],
         &[],
-    );
-    assert_eq!(run.code, 0, "TS SDK client → python-mcp: {}", run.stdout);
+    )
+    .assert_exit(0, &[]);
 
-    let run = py_client(
+    py_client(
         &gw.url("/mcp"),
         &issuer.token(RESOURCE, "other"),
         &["list-tools"],
         &[],
-    );
-    assert_eq!(run.code, 2, "{}", run.stdout);
-    assert!(run.stdout.contains("403"), "{}", run.stdout);
+    )
+    .assert_exit(2, &["403"]);
 }
 
 /// Reads SSE events from a streaming body, with their arrival times.
@@ -146,26 +118,26 @@ async fn a_long_running_tool_streams_progress_through_the_gateway_and_sessions_w
     ];
 
     let init = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"e2e","version":"1"}}}"#;
-    let r = send("POST", &gw.url("/mcp"), &base, init).await;
-    assert_eq!(r.status, 200, "{}", r.text());
+    let r = send("POST", &gw.url("/mcp"), &base, init)
+        .await
+        .assert_status(200, &["\"serverInfo\""]);
     let session = r.header("mcp-session-id").to_owned();
     assert!(
         !session.is_empty(),
         "server-everything issues a session id on initialize"
     );
-    assert!(r.text().contains("\"serverInfo\""), "{}", r.text());
 
     let mut headers = base.to_vec();
     headers.push(("mcp-session-id", &session));
     headers.push(("mcp-protocol-version", "2025-06-18"));
-    let r = send(
+    send(
         "POST",
         &gw.url("/mcp"),
         &headers,
         r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
     )
-    .await;
-    assert_eq!(r.status, 202);
+    .await
+    .assert_status(202, &[]);
 
     let call = r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"trigger-long-running-operation","arguments":{"duration":2,"steps":4},"_meta":{"progressToken":"p1"}}}"#;
     let started = Instant::now();
@@ -277,8 +249,8 @@ async fn a_legacy_http_sse_upstream_is_refused_at_run_time() {
         &[("authorization", &auth), ("content-type", "application/json")],
         r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2024-11-05","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#,
     )
-    .await;
-    assert_eq!(r.status, 502, "{}", r.text());
+    .await
+    .assert_status(502, &[]);
     assert_eq!(r.json()["error"], "upstream_unsupported");
     drop(direct_stream);
 

@@ -20,7 +20,6 @@ mod support;
 mod adversarial;
 mod authn;
 mod check;
-mod deploy;
 mod differential;
 mod forward;
 mod hardening;

@@ -50,28 +50,28 @@ async fn metadata_is_served_at_the_suffixed_and_root_paths() {
         &[],
         "",
     )
-    .await;
-    assert_eq!(r.status, 200);
+    .await
+    .assert_status(200, &[]);
     let doc = r.json();
     assert_eq!(doc["resource"], "https://other.example.test/other");
     assert!(doc.get("scopes_supported").is_none());
 
-    let r = send(
+    send(
         "GET",
         &gw.url("/.well-known/oauth-protected-resource/nope"),
         &[],
         "",
     )
-    .await;
-    assert_eq!(r.status, 404);
-    let r = send(
+    .await
+    .assert_status(404, &[]);
+    send(
         "POST",
         &gw.url("/.well-known/oauth-protected-resource/mcp"),
         &[],
         "",
     )
-    .await;
-    assert_eq!(r.status, 405);
+    .await
+    .assert_status(405, &[]);
 }
 
 #[tokio::test]

@@ -62,17 +62,13 @@ async fn the_ts_sdk_client_discovers_authorizes_and_steps_up_through_the_gateway
 
     // Now the user may have it: the client re-authorizes with the union of scopes and succeeds.
     std::fs::write(&flag, "yes").unwrap();
-    let run = ts_oauth_client(&full);
-    assert_eq!(run.code, 0, "TS SDK OAuth client step-up: {}", run.stdout);
-    assert!(
-        run.stdout.contains("RESULT2") && run.stdout.contains("The sum of 1 and 2 is 3"),
-        "{}",
-        run.stdout
-    );
-    assert!(
-        run.stdout.contains("SCOPE mcp:admin mcp:tools"),
-        "{}",
-        run.stdout
+    ts_oauth_client(&full).assert_exit(
+        0,
+        &[
+            "RESULT2",
+            "The sum of 1 and 2 is 3",
+            "SCOPE mcp:admin mcp:tools",
+        ],
     );
 }
 
@@ -107,13 +103,7 @@ async fn client_credentials_tokens_work_with_the_python_client_and_opaque_ones_a
         Some(&resource),
     );
     assert_eq!(jwt.split('.').count(), 3, "expected a JWT: {jwt}");
-    let run = py_client(&gw.url("/mcp"), &jwt, &["list-tools"], &[]);
-    assert_eq!(
-        run.code, 0,
-        "Python SDK client with an oidc-provider JWT: {}",
-        run.stdout
-    );
-    assert!(run.stdout.contains("echo"), "{}", run.stdout);
+    py_client(&gw.url("/mcp"), &jwt, &["list-tools"], &[]).assert_exit(0, &["echo"]);
     let run = py_client(
         &gw.url("/mcp"),
         &jwt,
@@ -124,12 +114,7 @@ async fn client_credentials_tokens_work_with_the_python_client_and_opaque_ones_a
 
     // A JWT for another resource is refused.
     let other = client_credentials(&idp.url, "cc-jwt", "cc-jwt-secret", "mcp:tools", None);
-    let run = ts_client(&gw.url("/mcp"), &other, &["list-tools"], &[]);
-    assert_eq!(
-        run.code, 2,
-        "a token without this resource's audience was accepted: {}",
-        run.stdout
-    );
+    ts_client(&gw.url("/mcp"), &other, &["list-tools"], &[]).assert_exit(2, &[]);
 
     // An opaque token bound to the resource goes through RFC 7662 introspection.
     let opaque = client_credentials(
@@ -140,17 +125,13 @@ async fn client_credentials_tokens_work_with_the_python_client_and_opaque_ones_a
         Some(&resource),
     );
     assert_ne!(opaque.split('.').count(), 3, "expected an opaque token");
-    let run = ts_client(
+    ts_client(
         &gw.url("/mcp"),
         &opaque,
         &["call", "echo", r#"{"message":"opaque"}"#],
         &[],
-    );
-    assert_eq!(
-        run.code, 0,
-        "TS SDK client with an introspected oidc-provider token: {}",
-        run.stdout
-    );
+    )
+    .assert_exit(0, &[]);
 
     // Introspection down: a token not yet cached gets 503, never an allow.
     let fresh = client_credentials(
@@ -161,14 +142,14 @@ async fn client_credentials_tokens_work_with_the_python_client_and_opaque_ones_a
         Some(&resource),
     );
     drop(idp);
-    let r = crate::support::send(
-        "POST",
-        &gw.url("/mcp"),
-        &[("authorization", &format!("Bearer {fresh}"))],
-        r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#,
-    )
-    .await;
-    assert_eq!(r.status, 503, "{}", r.text());
+    let r = gw
+        .post(
+            "/mcp",
+            &format!("Bearer {fresh}"),
+            r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#,
+        )
+        .await
+        .assert_status(503, &[]);
     assert!(!r.header("retry-after").is_empty());
 }
 
@@ -198,28 +179,12 @@ async fn sdk_demo_server_tokens_are_introspected_and_the_inspector_cli_calls_a_t
     gw.wait_ready().await;
 
     let token = peers::sdk_demo_token(&demo.url, &resource, "mcp:tools");
-    let run = peers::inspector_cli(&gw.url("/mcp"), &token, "echo", &["message=inspected"]);
-    assert_eq!(
-        run.code, 0,
-        "MCP Inspector CLI with an SDK-demo token: {}",
-        run.stdout
-    );
-    assert!(run.stdout.contains("Echo: inspected"), "{}", run.stdout);
+    peers::inspector_cli(&gw.url("/mcp"), &token, "echo", &["message=inspected"])
+        .assert_exit(0, &["Echo: inspected"]);
 
     // The demo answers an unknown token with 401 {"active": false}: an explicit
     // verdict, so the client gets 401 invalid_token, not 503.
-    let run = ts_client(&gw.url("/mcp"), "not-a-real-token", &["list-tools"], &[]);
-    assert_eq!(run.code, 2, "{}", run.stdout);
-    assert!(
-        run.stdout.contains("401"),
-        "SDK demo AS, unknown token: {}",
-        run.stdout
-    );
+    ts_client(&gw.url("/mcp"), "not-a-real-token", &["list-tools"], &[]).assert_exit(2, &["401"]);
     // No token at all: the Inspector reports that authorization is required.
-    let run = peers::inspector_cli(&gw.url("/mcp"), "", "echo", &["message=x"]);
-    assert_eq!(
-        run.code, 3,
-        "MCP Inspector CLI without a token: {}",
-        run.stdout
-    );
+    peers::inspector_cli(&gw.url("/mcp"), "", "echo", &["message=x"]).assert_exit(3, &[]);
 }

@@ -215,49 +215,28 @@ async fn metrics_move_with_traffic() {
     .await;
     let auth = format!("Bearer {}", issuer.token(RESOURCE, ""));
     for _ in 0..3 {
-        assert_eq!(
-            send(
-                "POST",
-                &gw.url("/mcp"),
-                &[("authorization", &auth)],
-                &call("echo")
-            )
+        gw.post("/mcp", &auth, &call("echo"))
             .await
-            .status,
-            200
-        );
+            .assert_status(200, &[]);
     }
-    assert_eq!(
-        send(
-            "POST",
-            &gw.url("/mcp"),
-            &[("authorization", &auth)],
-            &call("admin")
-        )
+    gw.post("/mcp", &auth, &call("admin"))
         .await
-        .status,
-        403
+        .assert_status(403, &[]);
+    send("POST", &gw.url("/mcp"), &[], &call("echo"))
+        .await
+        .assert_status(401, &[]);
+    send("GET", &gw.admin_url("/metrics"), &[], "").await.assert_status(
+        200,
+        &[
+            r#"mcp_gateway_requests_total{route="/mcp",method="tools/call",decision="allow",status="200"} 3"#,
+            r#"mcp_gateway_requests_total{route="/mcp",method="tools/call",decision="deny",status="403"} 1"#,
+            r#"mcp_gateway_requests_total{route="/mcp",method="POST",decision="reject",status="401"} 1"#,
+            r#"mcp_gateway_token_cache_hits_total 3"#,
+            r#"mcp_gateway_jwks_fetches_total{issuer="https://issuer.example.test",result="ok"}"#,
+            r#"mcp_gateway_upstream_duration_seconds_count{route="/mcp"} 3"#,
+            "mcp_gateway_open_streams 0",
+        ],
     );
-    assert_eq!(
-        send("POST", &gw.url("/mcp"), &[], &call("echo"))
-            .await
-            .status,
-        401
-    );
-    let r = send("GET", &gw.admin_url("/metrics"), &[], "").await;
-    assert_eq!(r.status, 200);
-    let text = r.text();
-    for needle in [
-        r#"mcp_gateway_requests_total{route="/mcp",method="tools/call",decision="allow",status="200"} 3"#,
-        r#"mcp_gateway_requests_total{route="/mcp",method="tools/call",decision="deny",status="403"} 1"#,
-        r#"mcp_gateway_requests_total{route="/mcp",method="POST",decision="reject",status="401"} 1"#,
-        r#"mcp_gateway_token_cache_hits_total 3"#,
-        r#"mcp_gateway_jwks_fetches_total{issuer="https://issuer.example.test",result="ok"}"#,
-        r#"mcp_gateway_upstream_duration_seconds_count{route="/mcp"} 3"#,
-        "mcp_gateway_open_streams 0",
-    ] {
-        assert!(text.contains(needle), "missing {needle} in\n{text}");
-    }
     // The public port does not serve metrics.
     assert_eq!(send("GET", &gw.url("/metrics"), &[], "").await.status, 404);
 }
@@ -279,8 +258,8 @@ async fn identity_headers_are_set_from_the_token_and_never_spoofed() {
         ],
         &call("echo"),
     )
-    .await;
-    assert_eq!(r.status, 200);
+    .await
+    .assert_status(200, &[]);
     let request_id = r.header("x-request-id").to_owned();
     assert!(!request_id.is_empty() && request_id != "client-chosen-id");
     let seen = upstream.seen.lock().unwrap()[0].clone();
@@ -296,14 +275,13 @@ async fn identity_headers_are_set_from_the_token_and_never_spoofed() {
     let mut claims = issuer.claims(RESOURCE, "");
     claims.as_object_mut().unwrap().remove("scope");
     claims["scp"] = serde_json::json!(["a", "b c", "x\ty"]);
-    let r = send(
-        "POST",
-        &gw.url("/mcp"),
-        &[("authorization", &format!("Bearer {}", issuer.sign(&claims)))],
+    gw.post(
+        "/mcp",
+        &format!("Bearer {}", issuer.sign(&claims)),
         &call("echo"),
     )
-    .await;
-    assert_eq!(r.status, 200);
+    .await
+    .assert_status(200, &[]);
     let again = upstream.seen.lock().unwrap()[1].clone();
     assert_eq!(again.headers["x-mcp-scopes"], "a");
     assert_eq!(seen.headers["x-mcp-client"], "test-client");

@@ -128,21 +128,22 @@ async fn denied_calls_get_the_exact_step_up_challenge_and_never_reach_the_upstre
     }
     // MCP 2026-07-28 headers must agree with the body.
     let echo = rpc("tools/call", r#"{"name":"echo"}"#);
-    let r = post(
+    post(
         &gw,
         &token,
         &echo,
         &[("mcp-method", "tools/call"), ("mcp-name", "admin_reset")],
     )
-    .await;
-    assert_eq!(r.status, 400);
-    let r = post(&gw, &token, &echo, &[("mcp-method", "tools/list")]).await;
-    assert_eq!(r.status, 400);
+    .await
+    .assert_status(400, &[]);
+    post(&gw, &token, &echo, &[("mcp-method", "tools/list")])
+        .await
+        .assert_status(400, &[]);
 
     assert_eq!(upstream.count(), 0, "a refused call reached the upstream");
 
     // Allowed calls pass, with headers that match, including a base64 Mcp-Name.
-    let r = post(
+    post(
         &gw,
         &token,
         &echo,
@@ -151,27 +152,25 @@ async fn denied_calls_get_the_exact_step_up_challenge_and_never_reach_the_upstre
             ("mcp-name", "=?base64?ZWNobw==?="),
         ],
     )
-    .await;
-    assert_eq!(r.status, 200, "{}", r.text());
-    let r = post(
+    .await
+    .assert_status(200, &[]);
+    post(
         &gw,
         &issuer.token(RESOURCE, "mcp:tools crm:read"),
         &rpc("resources/read", r#"{"uri":"db://customers/42"}"#),
         &[],
     )
-    .await;
-    assert_eq!(r.status, 200);
-    let r = post(
+    .await
+    .assert_status(200, &[]);
+    // Client responses pass with the route's scopes.
+    post(
         &gw,
         &token,
         r#"{"jsonrpc":"2.0","id":"srv-1","result":{"roots":[]}}"#,
         &[],
     )
-    .await;
-    assert_eq!(
-        r.status, 200,
-        "client responses pass with the route's scopes"
-    );
+    .await
+    .assert_status(200, &[]);
     assert_eq!(upstream.count(), 3);
     gw.wait_for_log("decision=\"deny_scope\"").await;
 }
@@ -190,20 +189,16 @@ async fn batched_list_calls_are_refused_where_lists_are_filtered() {
         rpc("tools/list", "{}"),
         r#"{"jsonrpc":"2.0","id":2,"method":"ping"}"#
     );
-    let reply = post(&gw, &token, &batch, &[]).await;
-    assert_eq!(reply.status, 400, "{}", reply.text());
-    assert!(
-        reply.text().contains("tools/list cannot be batched"),
-        "{}",
-        reply.text()
-    );
+    post(&gw, &token, &batch, &[])
+        .await
+        .assert_status(400, &["tools/list cannot be batched"]);
     // Without a list call, a batch is judged element by element as before.
     let batch = format!(
         "[{},{}]",
         rpc("tools/call", r#"{"name":"echo"}"#),
         r#"{"jsonrpc":"2.0","id":2,"method":"ping"}"#
     );
-    assert_eq!(post(&gw, &token, &batch, &[]).await.status, 200);
+    post(&gw, &token, &batch, &[]).await.assert_status(200, &[]);
     assert_eq!(
         upstream.count(),
         1,
@@ -219,7 +214,7 @@ async fn the_real_python_server_serves_allowed_tools_resources_and_prompts() {
     gw.wait_ready().await;
     let token = issuer.token(RESOURCE, "mcp:tools crm:read mcp:prompts");
 
-    let r = post(
+    post(
         &gw,
         &token,
         &rpc(
@@ -228,32 +223,25 @@ async fn the_real_python_server_serves_allowed_tools_resources_and_prompts() {
         ),
         &[],
     )
-    .await;
-    assert_eq!(r.status, 200, "python-mcp: {}", r.text());
-    assert!(r.text().contains("echo: hi"), "{}", r.text());
-    let r = post(
+    .await
+    .assert_status(200, &["echo: hi"]);
+    post(
         &gw,
         &token,
         &rpc("resources/read", r#"{"uri":"file:///public/readme.txt"}"#),
         &[],
     )
-    .await;
-    assert_eq!(r.status, 200, "{}", r.text());
-    assert!(
-        r.text().contains("file:///public/readme.txt"),
-        "{}",
-        r.text()
-    );
-    let r = post(
+    .await
+    .assert_status(200, &["file:///public/readme.txt"]);
+    post(
         &gw,
         &token,
         &rpc("resources/read", r#"{"uri":"db://customers/42"}"#),
         &[],
     )
-    .await;
-    assert_eq!(r.status, 200, "{}", r.text());
-    assert!(r.text().contains("42"), "{}", r.text());
-    let r = post(
+    .await
+    .assert_status(200, &["42"]);
+    post(
         &gw,
         &token,
         &rpc(
@@ -262,16 +250,16 @@ async fn the_real_python_server_serves_allowed_tools_resources_and_prompts() {
         ),
         &[],
     )
-    .await;
-    assert_eq!(r.status, 200, "{}", r.text());
-    let r = post(
+    .await
+    .assert_status(200, &[]);
+    post(
         &gw,
         &token,
         &rpc("resources/read", r#"{"uri":"file:///private/secret.txt"}"#),
         &[],
     )
-    .await;
-    assert_eq!(r.status, 403);
+    .await
+    .assert_status(403, &[]);
 }
 
 #[tokio::test]
@@ -292,8 +280,8 @@ async fn jsonrpc_error_mode_answers_200_and_hides_unlisted_tools() {
         r#"{"jsonrpc":"2.0","id":"a7","method":"tools/call","params":{"name":"admin_reset"}}"#,
         &[],
     )
-    .await;
-    assert_eq!(r.status, 200);
+    .await
+    .assert_status(200, &[]);
     assert_eq!(
         r.json(),
         serde_json::json!({"jsonrpc":"2.0","id":"a7","error":{"code":-32003,"message":"insufficient scope","data":{"required_scopes":["mcp:admin","mcp:tools"]}}})
@@ -304,8 +292,8 @@ async fn jsonrpc_error_mode_answers_200_and_hides_unlisted_tools() {
         &rpc("tools/call", r#"{"name":"drop_tables"}"#),
         &[],
     )
-    .await;
-    assert_eq!(r.status, 200);
+    .await
+    .assert_status(200, &[]);
     assert_eq!(r.json()["error"]["message"], "Unknown tool: drop_tables");
     let r = post(
         &gw,
@@ -328,22 +316,20 @@ async fn the_ts_sdk_client_sees_only_permitted_tools_and_gets_403_on_a_denied_ca
     gw.wait_ready().await;
     let token = issuer.token(RESOURCE, "mcp:tools weather:read");
 
-    let run = ts_client(&gw.url("/mcp"), &token, &["list-tools"], &[]);
-    assert_eq!(run.code, 0, "TS SDK client → python-mcp: {}", run.stdout);
+    let run = ts_client(&gw.url("/mcp"), &token, &["list-tools"], &[]).assert_exit(0, &[]);
     assert_eq!(
         run.stdout, r#"["echo","get_weather"]"#,
         "filtered tools/list over SSE"
     );
-    let run = ts_client(
+    ts_client(
         &gw.url("/mcp"),
         &token,
         &["call", "get_weather", r#"{"city":"Oslo"}"#],
         &[],
-    );
-    assert_eq!(run.code, 0, "{}", run.stdout);
-    let run = ts_client(&gw.url("/mcp"), &token, &["call", "admin_reset", "{}"], &[]);
-    assert_eq!(run.code, 2, "{}", run.stdout);
-    assert!(run.stdout.contains("403"), "{}", run.stdout);
+    )
+    .assert_exit(0, &[]);
+    ts_client(&gw.url("/mcp"), &token, &["call", "admin_reset", "{}"], &[])
+        .assert_exit(2, &["403"]);
 }
 
 #[tokio::test]
@@ -367,17 +353,14 @@ async fn list_filtering_keeps_event_ids_and_cursors() {
     let session = r.header("mcp-session-id").to_owned();
     assert!(!session.is_empty(), "{}", r.text());
     let h = [("mcp-session-id", session.as_str())];
-    assert_eq!(
-        post(
-            &gw,
-            &token,
-            r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
-            &h
-        )
-        .await
-        .status,
-        202
-    );
+    post(
+        &gw,
+        &token,
+        r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+        &h,
+    )
+    .await
+    .assert_status(202, &[]);
 
     let data = |r: &crate::support::Reply| -> serde_json::Value {
         let text = r.text();
@@ -387,8 +370,9 @@ async fn list_filtering_keeps_event_ids_and_cursors() {
             .unwrap_or_else(|| panic!("no data line: {text}"));
         serde_json::from_str(&line["data: ".len()..]).unwrap()
     };
-    let r = post(&gw, &token, &rpc("tools/list", "{}"), &h).await;
-    assert_eq!(r.status, 200);
+    let r = post(&gw, &token, &rpc("tools/list", "{}"), &h)
+        .await
+        .assert_status(200, &[]);
     assert!(r.header("content-type").starts_with("text/event-stream"));
     assert!(
         r.text().lines().any(|l| l.starts_with("id:")),

@@ -100,30 +100,31 @@ async fn session_2025_06_18(s: &Setup) -> (Vec<String>, Value) {
         ("content-type", "application/json"),
         ACCEPT,
     ];
-    let r = send("POST", &url, &base, &init.to_string()).await;
-    assert_eq!(r.status, 200, "{}", r.text());
+    let r = send("POST", &url, &base, &init.to_string())
+        .await
+        .assert_status(200, &[]);
     assert_eq!(message(&r)["result"]["protocolVersion"], "2025-06-18");
     let session = r.header("mcp-session-id").to_owned();
     assert!(!session.is_empty());
     let mut h = base.to_vec();
     h.push(("mcp-session-id", &session));
     h.push(("mcp-protocol-version", "2025-06-18"));
-    let r = send(
+    send(
         "POST",
         &url,
         &h,
         r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
     )
-    .await;
-    assert_eq!(r.status, 202, "{}", r.text());
+    .await
+    .assert_status(202, &[]);
     let r = send(
         "POST",
         &url,
         &h,
         r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#,
     )
-    .await;
-    assert_eq!(r.status, 200, "{}", r.text());
+    .await
+    .assert_status(200, &[]);
     // SSE answers pass unbuffered through any proxy in front.
     if r.header("content-type").starts_with("text/event-stream") {
         assert_eq!(r.header("x-accel-buffering"), "no");
@@ -177,12 +178,11 @@ async fn three_protocol_revisions_share_one_route_at_once() {
     let (ts2_list, ts2_call) = ts2.await.unwrap();
 
     for (who, run) in [
-        ("2026-07-28 Python", &list),
-        ("2025-11-25 TS", &ts_list),
-        ("2026-07-28 TS v2", &ts2_list),
+        ("2026-07-28 Python", list),
+        ("2025-11-25 TS", ts_list),
+        ("2026-07-28 TS v2", ts2_list),
     ] {
-        assert_eq!(run.code, 0, "{who}: {}", run.stdout);
-        assert!(run.stdout.contains("echo"), "{who}: {}", run.stdout);
+        let run = run.assert_exit(0, &["echo"]);
         assert!(
             !run.stdout.contains("admin_"),
             "{who} saw a filtered tool: {}",
@@ -194,17 +194,14 @@ async fn three_protocol_revisions_share_one_route_at_once() {
         old_tools.iter().all(|t| !t.starts_with("admin_")),
         "{old_tools:?}"
     );
-    assert_eq!(call.code, 0, "{}", call.stdout);
-    assert!(call.stdout.contains("echo: 07-28"), "{}", call.stdout);
+    call.assert_exit(0, &["echo: 07-28"]);
     assert!(ts_call.stdout.contains("echo: 11-25"), "{}", ts_call.stdout);
-    assert_eq!(ts2_call.code, 0, "{}", ts2_call.stdout);
-    assert!(ts2_call.stdout.contains("echo: v2"), "{}", ts2_call.stdout);
+    ts2_call.assert_exit(0, &["echo: v2"]);
     assert_eq!(
         old_call["result"]["content"][0]["text"], "echo: 06-18",
         "{old_call}"
     );
-    assert_eq!(read.code, 0, "{}", read.stdout);
-    assert!(read.stdout.contains("public readme"), "{}", read.stdout);
+    read.assert_exit(0, &["public readme"]);
     assert_ne!(
         denied.code, 0,
         "a private resource was read: {}",
@@ -278,14 +275,15 @@ async fn every_2026_07_28_rule_over_raw_http() {
             r.text()
         );
     }
-    let r = modern(&s, 20, "tools/list", json!({}), &[]).await;
-    assert_eq!(r.status, 400, "{}", r.text());
+    let r = modern(&s, 20, "tools/list", json!({}), &[])
+        .await
+        .assert_status(400, &[]);
     assert_eq!(r.json()["error"]["code"], -32020);
 
     // Non-ASCII names travel as canonical base64 ("echo" here, to show the
     // decoding; a sentinel that is not canonical never matches).
     let echo = json!({"name": "echo", "arguments": {"message": "b64"}});
-    let r = modern(
+    modern(
         &s,
         21,
         "tools/call",
@@ -295,9 +293,9 @@ async fn every_2026_07_28_rule_over_raw_http() {
             ("mcp-name", "=?base64?ZWNobw==?="),
         ],
     )
-    .await;
-    assert_eq!(r.status, 200, "{}", r.text());
-    let r = modern(
+    .await
+    .assert_status(200, &[]);
+    modern(
         &s,
         22,
         "tools/call",
@@ -307,8 +305,8 @@ async fn every_2026_07_28_rule_over_raw_http() {
             ("mcp-name", "=?base64?ZWNobw?="),
         ],
     )
-    .await;
-    assert_eq!(r.status, 400, "{}", r.text());
+    .await
+    .assert_status(400, &[]);
 
     // A method 2026-07-28 removed is the upstream's to answer: 404, -32601.
     let r = modern(
@@ -318,19 +316,19 @@ async fn every_2026_07_28_rule_over_raw_http() {
         json!({}),
         &[("mcp-method", "resources/subscribe")],
     )
-    .await;
-    assert_eq!(r.status, 404, "{}", r.text());
+    .await
+    .assert_status(404, &[]);
     assert_eq!(r.json()["error"]["code"], -32601, "{}", r.text());
     // With a URI it is still judged: a private one is refused here.
-    let r = modern(
+    modern(
         &s,
         24,
         "resources/subscribe",
         json!({"uri": "file:///private/secret.txt"}),
         &[("mcp-method", "resources/subscribe")],
     )
-    .await;
-    assert_eq!(r.status, 403, "{}", r.text());
+    .await
+    .assert_status(403, &[]);
 
     // Caching hints: the upstream says public; the caller's filtered view
     // and what it was allowed to read are private.
@@ -375,13 +373,13 @@ async fn every_2026_07_28_rule_over_raw_http() {
 
     // server/discover needs only Mcp-Method; `Mcp-Param-*` pass untouched
     // (the upstream checks them against the tool's schema itself).
-    let r = modern(
+    modern(
         &s,
         27,
         "server/discover",
         json!({}),
         &[("mcp-method", "server/discover")],
     )
-    .await;
-    assert_eq!(r.status, 200, "{}", r.text());
+    .await
+    .assert_status(200, &[]);
 }

@@ -9,6 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use super::Reply;
 use super::issuer::TestIssuer;
 
 /// Builds a gateway config and starts the process.
@@ -187,6 +188,12 @@ impl Gateway {
     /// `scheme://addr{path}`.
     pub fn url(&self, path: &str) -> String {
         format!("{}://{}{}", self.scheme, self.addr, path)
+    }
+
+    /// POSTs `body` to `path` with `authorization: <auth>` as its only
+    /// header; check the reply with [`Reply::assert_status`].
+    pub async fn post(&self, path: &str, auth: &str, body: &str) -> Reply {
+        super::send("POST", &self.url(path), &[("authorization", auth)], body).await
     }
 
     /// Sends a signal (`HUP`, `TERM`) to the gateway process.

@@ -40,6 +40,18 @@ impl Reply {
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
+
+    /// Asserts the status, and that the body contains each of `body_has`;
+    /// a failure shows the body. Returns the reply for further checks.
+    #[track_caller]
+    pub fn assert_status(self, status: u16, body_has: &[&str]) -> Self {
+        let body = self.text();
+        assert_eq!(self.status, status, "status; body: {body}");
+        for needle in body_has {
+            assert!(body.contains(needle), "body lacks {needle:?}: {body}");
+        }
+        self
+    }
 }
 
 /// Sends a request over plain HTTP.

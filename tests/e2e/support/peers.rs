@@ -151,19 +151,15 @@ pub fn sdk_demo_as(resource: &str) -> Peer {
 
 /// A token from the SDK demo server (registration + code + PKCE, no human).
 pub fn sdk_demo_token(issuer: &str, resource: &str, scope: &str) -> String {
-    let run = run(
+    run(
         Command::new("node")
             .arg("sdk_demo_token.mjs")
             .args([issuer, resource, scope]),
         &[],
-        "SDK demo token",
-    );
-    assert_eq!(
-        run.code, 0,
-        "the SDK demo authorization server issued no token: {}",
-        run.stdout
-    );
-    run.stdout
+        describe("SDK demo token request", &[scope], &[]),
+    )
+    .assert_exit(0, &[])
+    .stdout
 }
 
 /// Runs the MCP Inspector CLI (Node 22): `inspector_cli.sh <url> <token> <tool> k=v…`.
@@ -174,7 +170,7 @@ pub fn inspector_cli(url: &str, token: &str, tool: &str, args: &[&str]) -> Clien
             .args([url, token, tool])
             .args(args),
         &[],
-        "MCP Inspector CLI",
+        describe("MCP Inspector CLI", &[&[tool], args].concat(), &[]),
     )
 }
 
@@ -207,7 +203,7 @@ pub fn ts_oauth_client(args: &[&str]) -> ClientRun {
     run(
         Command::new("node").arg("ts_oauth_client.mjs").args(args),
         &[],
-        "TS SDK OAuth client",
+        describe("TS SDK OAuth client", args, &[]),
     )
 }
 
@@ -218,6 +214,27 @@ pub struct ClientRun {
     pub code: i32,
     /// Standard output, trimmed.
     pub stdout: String,
+    /// The client and what it was asked, for failure messages (no URL or
+    /// token).
+    pub what: String,
+}
+
+impl ClientRun {
+    /// Asserts the exit code, and that stdout contains each of `stdout_has`;
+    /// a failure names the client and shows its stdout. Returns the run for
+    /// further checks.
+    #[track_caller]
+    pub fn assert_exit(self, code: i32, stdout_has: &[&str]) -> Self {
+        let (what, stdout) = (&self.what, &self.stdout);
+        assert_eq!(self.code, code, "{what}: exit code; stdout: {stdout}");
+        for needle in stdout_has {
+            assert!(
+                stdout.contains(needle),
+                "{what}: stdout lacks {needle:?}: {stdout}"
+            );
+        }
+        self
+    }
 }
 
 /// Runs the TS SDK client: `node ts_client.mjs <url> <token> <args…>`.
@@ -266,20 +283,36 @@ fn run_client(
     env: &[(&str, &str)],
     name: &str,
 ) -> ClientRun {
-    run(cmd.arg(url).arg(token).args(args), env, name)
+    run(
+        cmd.arg(url).arg(token).args(args),
+        env,
+        describe(name, args, env),
+    )
+}
+
+/// `name args… VAR=value…`, what a [`ClientRun`] reports itself as.
+fn describe(name: &str, args: &[&str], env: &[(&str, &str)]) -> String {
+    let env = env.iter().map(|(k, v)| format!("{k}={v}"));
+    [name.to_owned()]
+        .into_iter()
+        .chain(args.iter().map(|a| (*a).to_owned()))
+        .chain(env)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Runs a client script in tests/peers and captures its one-line answer.
-fn run(cmd: &mut Command, env: &[(&str, &str)], name: &str) -> ClientRun {
+fn run(cmd: &mut Command, env: &[(&str, &str)], what: String) -> ClientRun {
     let out = cmd
         .current_dir(dir())
         .envs(env.iter().copied())
         .stderr(Stdio::inherit())
         .output()
-        .unwrap_or_else(|e| panic!("{name} did not start: {e}"));
+        .unwrap_or_else(|e| panic!("{what} did not start: {e}"));
     ClientRun {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).trim().to_owned(),
+        what,
     }
 }
 
