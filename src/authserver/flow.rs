@@ -70,6 +70,9 @@ pub(super) struct CodeGrant {
     pub(super) identity: Identity,
     /// The refresh-token family this code starts.
     pub(super) family: String,
+    /// The provider's refresh token, sealed (`seal.rs`): each refresh asks
+    /// the provider about the person again.
+    pub(super) upstream_refresh: Option<String>,
 }
 
 /// SHA-256, base64url: how secrets are keyed in the store.
@@ -618,7 +621,7 @@ impl AuthorizationServer {
                 "No code.",
             );
         };
-        let identity = match self
+        let (identity, upstream_refresh) = match self
             .idp
             .redeem(code, &self.endpoint("callback"), verifier, nonce)
             .await
@@ -666,6 +669,7 @@ impl AuthorizationServer {
             scopes: scopes.clone(),
             identity: identity.clone(),
             family,
+            upstream_refresh: upstream_refresh.and_then(|t| self.sealer.seal(&t).ok()),
         };
         if let Err(e) = self
             .save(Space::Code, &hashed(&code), &grant, CODE_TTL)

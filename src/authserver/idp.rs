@@ -57,6 +57,13 @@ pub(crate) enum IdpError {
     Invalid(String),
 }
 
+#[derive(Deserialize)]
+struct TokenResponse {
+    id_token: Option<String>,
+    refresh_token: Option<String>,
+    error: Option<String>,
+}
+
 #[derive(Debug, Deserialize)]
 struct Discovery {
     issuer: String,
@@ -159,6 +166,21 @@ impl Idp {
             .append_pair("nonce", nonce)
             .append_pair("code_challenge", code_challenge)
             .append_pair("code_challenge_method", "S256");
+        // A provider refresh token lets every refresh re-check the person.
+        // OIDC Core §11: offline_access needs prompt=consent; Google asks
+        // for access_type=offline instead.
+        let offline = self.upstream().scopes.iter().any(|s| s == "offline_access");
+        match self.upstream().kind {
+            IdpKind::Google => {
+                url.query_pairs_mut()
+                    .append_pair("access_type", "offline")
+                    .append_pair("prompt", "consent");
+            }
+            IdpKind::Oidc if offline => {
+                url.query_pairs_mut().append_pair("prompt", "consent");
+            }
+            _ => {}
+        }
         Ok(Redirect { url })
     }
 
@@ -177,22 +199,59 @@ impl Idp {
         }
     }
 
-    /// Redeems the provider's code and validates the ID token.
+    /// Redeems the provider's code and validates the ID token. Returns the
+    /// person and the provider's refresh token, if it issued one.
     pub(crate) async fn redeem(
         &self,
         code: &str,
         callback: &str,
         code_verifier: &str,
         nonce: &str,
-    ) -> Result<Identity, IdpError> {
-        let d = self.discovery().await?;
-        let up = self.upstream();
+    ) -> Result<(Identity, Option<String>), IdpError> {
         let form = url::form_urlencoded::Serializer::new(String::new())
             .append_pair("grant_type", "authorization_code")
             .append_pair("code", code)
             .append_pair("redirect_uri", callback)
             .append_pair("code_verifier", code_verifier)
             .finish();
+        let answer = self.token_request(form).await?;
+        let id_token = answer
+            .id_token
+            .ok_or_else(|| IdpError::Invalid("no id_token in the token response".into()))?;
+        let claims = self.verify_id_token(&id_token, Some(nonce)).await?;
+        Ok((self.identity(&claims)?, answer.refresh_token))
+    }
+
+    /// Asks the provider about the person again with its refresh token: the
+    /// fresh ID token must name the same subject. `Refused` means the
+    /// provider no longer vouches for them (revoked, removed, disabled).
+    pub(crate) async fn refresh(
+        &self,
+        refresh_token: &str,
+        subject: &str,
+    ) -> Result<(Identity, Option<String>), IdpError> {
+        let form = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("grant_type", "refresh_token")
+            .append_pair("refresh_token", refresh_token)
+            .finish();
+        let answer = self.token_request(form).await?;
+        let id_token = answer
+            .id_token
+            .ok_or_else(|| IdpError::Invalid("no id_token in the refresh response".into()))?;
+        let claims = self.verify_id_token(&id_token, None).await?;
+        let identity = self.identity(&claims)?;
+        if identity.subject != subject {
+            return Err(IdpError::Invalid(
+                "the refreshed id_token names another person".into(),
+            ));
+        }
+        Ok((identity, answer.refresh_token))
+    }
+
+    /// A token-endpoint request authenticated with `client_secret_basic`.
+    async fn token_request(&self, form: String) -> Result<TokenResponse, IdpError> {
+        let d = self.discovery().await?;
+        let up = self.upstream();
         // RFC 6749 §2.3.1: both halves form-encoded before Basic.
         let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
         let secret = String::from_utf8_lossy(&up.client_secret.0).into_owned();
@@ -204,33 +263,27 @@ impl Idp {
             .body(body::full(form))
             .map_err(|e| IdpError::Invalid(e.to_string()))?;
         let (status, doc) = self.send(req).await?;
-        #[derive(Deserialize)]
-        struct TokenResponse {
-            id_token: Option<String>,
-            error: Option<String>,
-        }
         let answer: TokenResponse = serde_json::from_slice(&doc).map_err(|_| {
-            IdpError::Invalid(format!("token endpoint answered {status} without JSON"))
+            IdpError::Unavailable(format!("token endpoint answered {status} without JSON"))
         })?;
-        if let Some(error) = answer.error {
-            return Err(IdpError::Refused(error));
+        // An `error` is a refusal even inside an HTTP 200 (GitHub does that).
+        if let Some(error) = &answer.error {
+            return Err(IdpError::Refused(error.clone()));
         }
         if !status.is_success() {
             return Err(IdpError::Unavailable(format!(
                 "token endpoint answered {status}"
             )));
         }
-        let id_token = answer
-            .id_token
-            .ok_or_else(|| IdpError::Invalid("no id_token in the token response".into()))?;
-        let claims = self.verify_id_token(&id_token, nonce).await?;
-        self.identity(&claims)
+        Ok(answer)
     }
 
+    /// Validates an ID token; `nonce` is the sign-in's (a refreshed ID token
+    /// may carry none).
     async fn verify_id_token(
         &self,
         token: &str,
-        nonce: &str,
+        nonce: Option<&str>,
     ) -> Result<serde_json::Value, IdpError> {
         let d = self.discovery().await?;
         let header = jsonwebtoken::decode_header(token)
@@ -255,7 +308,12 @@ impl Idp {
             match jsonwebtoken::decode::<serde_json::Value>(token, key, &validation) {
                 Ok(data) => {
                     let claims = data.claims;
-                    if claims.get("nonce").and_then(|n| n.as_str()) != Some(nonce) {
+                    let got = claims.get("nonce").and_then(|n| n.as_str());
+                    let nonce_ok = match nonce {
+                        Some(expected) => got == Some(expected),
+                        None => true,
+                    };
+                    if !nonce_ok {
                         return Err(IdpError::Invalid("id_token nonce does not match".into()));
                     }
                     // OIDC Core §3.1.3.7: with several audiences, azp must be us.

@@ -33,6 +33,7 @@ mod idp;
 mod keys;
 mod pages;
 mod respond;
+mod seal;
 mod store;
 mod token;
 
@@ -56,6 +57,7 @@ pub struct AuthorizationServer {
     key: Arc<SigningKey>,
     idp: Arc<idp::Idp>,
     cookies: cookie::Key,
+    sealer: Arc<seal::Sealer>,
 }
 
 /// Why the server could not start.
@@ -80,9 +82,17 @@ impl AuthorizationServer {
         let Some(settings) = config.authorization_server.clone() else {
             return Ok(None);
         };
-        let (store, key, cookies) = match previous {
-            Some(p) if p.config.store == settings.store => {
-                (p.store.clone(), p.key.clone(), p.cookies.clone())
+        let (store, key, cookies, sealer) = match previous {
+            Some(p)
+                if p.config.store == settings.store
+                    && p.config.cookie_key == settings.cookie_key =>
+            {
+                (
+                    p.store.clone(),
+                    p.key.clone(),
+                    p.cookies.clone(),
+                    p.sealer.clone(),
+                )
             }
             _ => {
                 let store = match &settings.store {
@@ -94,18 +104,20 @@ impl AuthorizationServer {
                         )));
                     }
                 };
+                let crypto = |e: aws_lc_rs::error::Unspecified| StartError::Crypto(e.to_string());
                 let (key, _pkcs8) =
                     SigningKey::generate().map_err(|e| StartError::Crypto(e.to_string()))?;
-                let cookies = match &settings.cookie_key {
-                    Some(secret) => cookie::Key::derive_from(&secret.0),
+                let master = match &settings.cookie_key {
+                    Some(secret) => secret.0.clone(),
                     None => {
-                        let mut master = [0u8; 32];
-                        aws_lc_rs::rand::fill(&mut master)
-                            .map_err(|e| StartError::Crypto(e.to_string()))?;
-                        cookie::Key::derive_from(&master)
+                        let mut master = vec![0u8; 32];
+                        aws_lc_rs::rand::fill(&mut master).map_err(crypto)?;
+                        master
                     }
                 };
-                (Arc::new(store), Arc::new(key), cookies)
+                let cookies = cookie::Key::derive_from(&master);
+                let sealer = seal::Sealer::from_secret(&master).map_err(crypto)?;
+                (Arc::new(store), Arc::new(key), cookies, Arc::new(sealer))
             }
         };
         let base = url::Url::parse(&settings.issuer)
@@ -133,6 +145,7 @@ impl AuthorizationServer {
             key,
             idp,
             cookies,
+            sealer,
         }))
     }
 

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use super::AuthorizationServer;
 use super::flow::{CodeGrant, constant_time_eq, granted, hashed, matches, now_secs, read_form};
-use super::idp::{Identity, random_token, s256};
+use super::idp::{Identity, IdpError, random_token, s256};
 use super::respond::{OAuthError, json_ok};
 use super::store::Space;
 use crate::body::Body;
@@ -36,6 +36,8 @@ struct RefreshRecord {
     rotated_at: Option<u64>,
     /// The hash of its successor, if rotated.
     successor: Option<String>,
+    /// The provider's refresh token, sealed.
+    upstream_refresh: Option<String>,
 }
 
 /// RFC 9068 access-token claims.
@@ -145,6 +147,7 @@ impl AuthorizationServer {
             family_started: now_secs(),
             rotated_at: None,
             successor: None,
+            upstream_refresh: grant.upstream_refresh.clone(),
         };
         self.issue(record, "code").await
     }
@@ -193,19 +196,18 @@ impl AuthorizationServer {
                 ));
             }
         }
-        // The login policy and grants, again: a person removed from the
-        // group loses access at the next refresh.
-        if !matches(
-            &self.config.login,
-            &record.identity,
-            self.config.upstream.kind,
-        ) {
+        // Ask the provider about the person again (when it gave the gateway a
+        // refresh token), then the login policy and grants: a person removed
+        // from the group, or disabled at the provider, loses access here.
+        let (identity, upstream_refresh) = self.recheck(&record).await?;
+        if !matches(&self.config.login, &identity, self.config.upstream.kind) {
             self.revoke_family(&record.family).await?;
+            tracing::info!(target: "mcp_auth_gateway::audit", event = "token", outcome = "login_refused", user = %identity.subject);
             return Err(OAuthError::invalid_grant(
                 "the login policy no longer admits this user",
             ));
         }
-        let allowed = granted(&self.config, &record.identity);
+        let allowed = granted(&self.config, &identity);
         let mut scopes: Vec<String> = record
             .scopes
             .iter()
@@ -252,11 +254,53 @@ impl AuthorizationServer {
         }
         let next = RefreshRecord {
             scopes,
+            identity,
+            upstream_refresh,
             rotated_at: None,
             successor: None,
             ..record
         };
         self.issue_with(next, next_token, "refresh").await
+    }
+
+    /// The person as the provider sees them now, and the provider's refresh
+    /// token to keep. Without a provider refresh token, the identity recorded
+    /// at sign-in. A provider that refuses revokes the family; one that is
+    /// down gets 503 (never an allow).
+    async fn recheck(
+        &self,
+        record: &RefreshRecord,
+    ) -> Result<(Identity, Option<String>), OAuthError> {
+        let Some(sealed) = &record.upstream_refresh else {
+            return Ok((record.identity.clone(), None));
+        };
+        let Some(upstream) = self.sealer.open(sealed) else {
+            // Sealed under another key (cookie_key changed): sign in again.
+            return Err(OAuthError::invalid_grant(
+                "the sign-in can no longer be renewed; sign in again",
+            ));
+        };
+        match self.idp.refresh(&upstream, &record.identity.subject).await {
+            Ok((identity, rotated)) => {
+                let keep = match rotated {
+                    Some(t) => Some(
+                        self.sealer
+                            .seal(&t)
+                            .map_err(|_| OAuthError::unavailable("sealing failed"))?,
+                    ),
+                    None => Some(sealed.clone()),
+                };
+                Ok((identity, keep))
+            }
+            Err(IdpError::Refused(reason)) => {
+                self.revoke_family(&record.family).await?;
+                tracing::info!(target: "mcp_auth_gateway::audit", event = "token", outcome = "idp_refused", user = %record.identity.subject, reason = %reason);
+                Err(OAuthError::invalid_grant(
+                    "the identity provider no longer vouches for this user",
+                ))
+            }
+            Err(e) => Err(OAuthError::unavailable(e.to_string())),
+        }
     }
 
     fn family_ttl(&self, record: &RefreshRecord) -> Duration {

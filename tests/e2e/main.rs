@@ -19,6 +19,7 @@ mod support;
 
 mod adversarial;
 mod authn;
+mod authserver;
 mod check;
 mod differential;
 mod forward;

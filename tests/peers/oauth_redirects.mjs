@@ -47,23 +47,62 @@ function sameEndpoint(a, b) {
   return a.origin === b.origin && a.pathname === b.pathname;
 }
 
+const decode = (s) =>
+  s.replace(/&#(\d+);/g, (_, n) => String.fromCharCode(Number(n)))
+    .replace(/&quot;/g, '"').replace(/&#x27;/g, "'").replace(/&lt;/g, "<").replace(/&gt;/g, ">").replace(/&amp;/g, "&");
+
+/**
+ * The one form of a consent page: its action and hidden fields, plus the
+ * button `decision`. A person would read the page and press the button; this
+ * presses it.
+ */
+export function consentForm(html, pageUrl, decision) {
+  const form = html.match(/<form[^>]*method="post"[^>]*action="([^"]*)"[^>]*>([\s\S]*?)<\/form>/i);
+  if (!form) return undefined;
+  const fields = new URLSearchParams();
+  for (const m of form[2].matchAll(/<input type="hidden" name="([^"]+)" value="([^"]*)">/g)) {
+    fields.append(decode(m[1]), decode(m[2]));
+  }
+  fields.append("decision", decision);
+  return { action: new URL(decode(form[1]), pageUrl), body: fields.toString() };
+}
+
 /**
  * Follows the authorization request to the redirect back to `redirectUri`.
  * Returns { code, state, iss, hops, url }; throws on an `error` response, a redirect
  * that leaves the authorization server for anything else, a non-redirect answer, or
  * more than `maxHops` redirects.
  */
-export async function followAuthorization(authorizationUrl, redirectUri, { jar = new CookieJar(), maxHops = 10 } = {}) {
+export async function followAuthorization(
+  authorizationUrl,
+  redirectUri,
+  { jar = new CookieJar(), maxHops = 10, consent = undefined } = {},
+) {
   const start = new URL(authorizationUrl);
   const target = new URL(redirectUri);
   let url = start;
+  let post = undefined;
   for (let hops = 0; hops <= maxHops; hops++) {
     const headers = {};
     const cookie = jar.header(url);
     if (cookie) headers.cookie = cookie;
-    const res = await fetch(url, { redirect: "manual", headers });
+    let init = { redirect: "manual", headers };
+    if (post) {
+      headers["content-type"] = "application/x-www-form-urlencoded";
+      init = { ...init, method: "POST", body: post };
+      post = undefined;
+    }
+    const res = await fetch(url, init);
     jar.store(url, res);
     const location = res.headers.get("location");
+    // A consent page (the gateway's built-in authorization server): answer it.
+    if (consent && res.status === 200 && (res.headers.get("content-type") || "").startsWith("text/html")) {
+      const form = consentForm(await res.text(), url, consent);
+      if (!form) throw new Error(`a page without a consent form at ${url.pathname}`);
+      url = form.action;
+      post = form.body;
+      continue;
+    }
     if (res.status < 300 || res.status > 399 || !location) {
       const body = (await res.text().catch(() => "")).replace(/<[^>]*>/g, " ").replace(/\s+/g, " ").trim();
       throw new Error(`authorization stopped at HTTP ${res.status} ${url.pathname}: ${body.slice(0, 300)}`);
@@ -80,7 +119,8 @@ export async function followAuthorization(authorizationUrl, redirectUri, { jar =
       if (!q.get("code")) throw new Error(`redirect to redirect_uri without code: ${next.href}`);
       return { code: q.get("code"), state: q.get("state"), iss: q.get("iss"), hops: hops + 1, url: next.href };
     }
-    if (next.origin !== start.origin) {
+    // With consent, the way goes through the identity provider, as in a browser.
+    if (next.origin !== start.origin && !consent) {
       throw new Error(`authorization redirected outside the authorization server: ${next.href}`);
     }
     url = next;

@@ -74,8 +74,20 @@ const configuration = {
   cookies: { keys: [crypto.randomBytes(32).toString("hex")] },
   // mcp:* are also "static" scopes: dynamic registration only accepts a `scope` made of
   // these, and a token without a resource keeps them.
-  scopes: ["openid", "offline_access", ...MCP_SCOPES],
+  scopes: ["openid", "offline_access", "email", "groups", ...MCP_SCOPES],
   clients: [
+    // OIDC_UPSTREAM_REDIRECT: the gateway's built-in authorization server signs
+    // people in here as this confidential client.
+    ...(process.env.OIDC_UPSTREAM_REDIRECT
+      ? [{
+          client_id: "mcp-gateway-upstream",
+          client_secret: "upstream-secret",
+          token_endpoint_auth_method: "client_secret_basic",
+          grant_types: ["authorization_code", "refresh_token"],
+          response_types: ["code"],
+          redirect_uris: [process.env.OIDC_UPSTREAM_REDIRECT],
+        }]
+      : []),
     {
       client_id: "gateway",
       client_secret: "gateway-secret",
@@ -101,9 +113,27 @@ const configuration = {
       scope: MCP_SCOPES.join(" "),
     },
   ],
+  // The user's email and groups (OIDC_USER_EMAIL, OIDC_USER_GROUPS_FILE: one
+  // comma-separated line, read at every sign-in so a test can change them).
   findAccount(ctx, sub) {
-    return { accountId: sub, claims: () => ({ sub }) };
+    const groupsFile = process.env.OIDC_USER_GROUPS_FILE;
+    const groups = groupsFile && fs.existsSync(groupsFile)
+      ? fs.readFileSync(groupsFile, "utf8").split(",").map((g) => g.trim()).filter(Boolean)
+      : [];
+    return {
+      accountId: sub,
+      claims: () => ({
+        sub,
+        email: process.env.OIDC_USER_EMAIL || "test-user@example.com",
+        email_verified: process.env.OIDC_USER_EMAIL_VERIFIED !== "0",
+        groups,
+      }),
+    };
   },
+  claims: { openid: ["sub"], email: ["email", "email_verified"], groups: ["groups"] },
+  // Scope claims in the ID token itself: the gateway's built-in authorization
+  // server reads the person from the ID token only.
+  conformIdTokenClaims: false,
   // Only the grant this very authorization produced; never one remembered from an
   // earlier authorization, so every authorization re-evaluates the admin flag.
   async loadExistingGrant(ctx) {

@@ -117,7 +117,10 @@ class AutoOAuthProvider {
   async redirectToAuthorization(authorizationUrl) {
     this.authCount++;
     process.stderr.write(`authorize: ${authorizationUrl.searchParams.get("scope")} resource=${authorizationUrl.searchParams.get("resource")}\n`);
-    const { code } = await followAuthorization(authorizationUrl, REDIRECT_URL, { jar: this.#jar });
+    // OAUTH_CONSENT=allow|deny: press that button on a consent page (the
+    // gateway's built-in authorization server); unset: expect none.
+    const consent = process.env.OAUTH_CONSENT || undefined;
+    const { code } = await followAuthorization(authorizationUrl, REDIRECT_URL, { jar: this.#jar, consent });
     this.pendingCode = code;
   }
   takeCode() {

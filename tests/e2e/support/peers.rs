@@ -200,10 +200,15 @@ pub fn client_credentials(
 /// Runs the TS SDK client that does the whole OAuth dance
 /// (`node ts_oauth_client.mjs <mcp-url> call …`).
 pub fn ts_oauth_client(args: &[&str]) -> ClientRun {
+    ts_oauth_client_env(args, &[])
+}
+
+/// [`ts_oauth_client`] with environment variables (e.g. `OAUTH_CONSENT`).
+pub fn ts_oauth_client_env(args: &[&str], env: &[(&str, &str)]) -> ClientRun {
     run(
         Command::new("node").arg("ts_oauth_client.mjs").args(args),
-        &[],
-        describe("TS SDK OAuth client", args, &[]),
+        env,
+        describe("TS SDK OAuth client", args, env),
     )
 }
 

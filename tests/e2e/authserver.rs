@@ -1,0 +1,694 @@
+//! The built-in authorization server against real peers: panva's
+//! oidc-provider is the upstream identity provider (the gateway is a
+//! confidential client there), server-everything is the MCP server, and the
+//! clients are the TS SDK's OAuth client and a scripted user agent written
+//! here (it keeps cookies like a browser, reads the consent form and presses
+//! its button). Every protocol rule has a negative test.
+
+use std::collections::HashMap;
+
+use crate::ISS;
+use crate::support::peers::{self, Peer};
+use crate::support::{Gateway, GatewayBuilder, Reply, TestIssuer, send};
+
+/// Where the scripted clients say they listen; nothing does.
+const CLIENT_REDIRECT: &str = "http://127.0.0.1:9/callback";
+
+/// A gateway with the built-in server in front of server-everything, signing
+/// people in at oidc-provider. `extra_as` is appended to the
+/// `authorization_server` block (indented two spaces).
+struct Setup {
+    gw: Gateway,
+    idp: Peer,
+    _server: Peer,
+    issuer: String,
+    resource: String,
+    groups_file: tempfile::NamedTempFile,
+}
+
+fn setup(email: &str, extra_as: &str) -> Setup {
+    setup_with(email, "email_domains: [example.com]", extra_as)
+}
+
+/// `login` is the YAML of the login block's one rule; the provider is asked
+/// for `offline_access`, so refreshes re-check the person there.
+fn setup_with(email: &str, login: &str, extra_as: &str) -> Setup {
+    let port = crate::support::free_port();
+    let issuer = format!("http://127.0.0.1:{port}");
+    let resource = format!("{issuer}/mcp");
+    let groups_file = tempfile::NamedTempFile::new().unwrap();
+    let groups = groups_file.path().display().to_string();
+    let callback = format!("{issuer}/oauth/callback");
+    let idp = peers::oidc_provider(
+        &[&resource],
+        &[
+            ("OIDC_UPSTREAM_REDIRECT", &callback),
+            ("OIDC_USER_EMAIL", email),
+            ("OIDC_USER_GROUPS_FILE", &groups),
+        ],
+    );
+    let server = peers::server_everything();
+    let gw = GatewayBuilder::new()
+        .port(port)
+        // An organisation's existing issuer stays trusted beside the built-in one.
+        .issuer(&TestIssuer::new(ISS))
+        .route(
+            "/mcp",
+            &server.url,
+            &resource,
+            "scopes_supported: [mcp:tools, mcp:admin]\nrequired_scopes: [mcp:tools]\n\
+             policy:\n  tools: {echo: [], get-sum: [mcp:admin]}\n  unlisted: allow",
+        )
+        .extra(&format!(
+            "authorization_server:\n  issuer: {issuer}\n  store: memory\n  upstream:\n    \
+             kind: oidc\n    issuer: {idp}\n    client_id: mcp-gateway-upstream\n    \
+             client_secret: upstream-secret\n    scopes: [openid, email, groups, offline_access]\n  login:\n    \
+             {login}\n  grants:\n    - scopes: [mcp:tools]\n    \
+             - when: {{groups: [mcp-admins]}}\n      scopes: [mcp:admin]\n  clients:\n    \
+             dynamic_registration: true\n{extra_as}",
+            idp = idp.url
+        ))
+        .spawn();
+    Setup {
+        gw,
+        idp,
+        _server: server,
+        issuer,
+        resource,
+        groups_file,
+    }
+}
+
+/// A browser: one cookie store for 127.0.0.1 (browsers do not separate
+/// cookies by port), redirects followed by hand.
+#[derive(Default)]
+struct Browser {
+    cookies: HashMap<String, String>,
+}
+
+impl Browser {
+    fn cookie_header(&self) -> String {
+        self.cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    fn keep(&mut self, reply: &Reply) {
+        for v in reply.headers.get_all("set-cookie") {
+            let line = v.to_str().unwrap();
+            let pair = line.split(';').next().unwrap();
+            let (name, value) = pair.split_once('=').unwrap();
+            if value.is_empty() {
+                self.cookies.remove(name);
+            } else {
+                self.cookies.insert(name.to_owned(), value.to_owned());
+            }
+        }
+    }
+
+    async fn get(&mut self, url: &str) -> Reply {
+        let cookie = self.cookie_header();
+        let reply = send("GET", url, &[("cookie", &cookie)], "").await;
+        self.keep(&reply);
+        reply
+    }
+
+    async fn post_form(&mut self, url: &str, form: &str) -> Reply {
+        let cookie = self.cookie_header();
+        let headers = [
+            ("cookie", cookie.as_str()),
+            ("content-type", "application/x-www-form-urlencoded"),
+        ];
+        let reply = send("POST", url, &headers, form).await;
+        self.keep(&reply);
+        reply
+    }
+
+    /// Follows redirects from `reply` (the answer for `from`) until one
+    /// leaves for `CLIENT_REDIRECT` (returned) or an answer is not a redirect
+    /// (returned as `Err`).
+    async fn follow(&mut self, from: &str, mut reply: Reply) -> Result<String, Reply> {
+        let mut current = url::Url::parse(from).unwrap();
+        for _ in 0..12 {
+            if !(300..400).contains(&reply.status) {
+                return Err(reply);
+            }
+            let location = reply.header("location").to_owned();
+            if location.starts_with(CLIENT_REDIRECT) {
+                return Ok(location);
+            }
+            current = current.join(&location).unwrap();
+            reply = self.get(current.as_str()).await;
+        }
+        panic!("too many redirects");
+    }
+}
+
+/// The hidden fields of the consent form and its action.
+fn consent_form(html: &str) -> (String, String, String) {
+    let field = |name: &str| {
+        let marker = format!("name=\"{name}\" value=\"");
+        let start = html
+            .find(&marker)
+            .unwrap_or_else(|| panic!("no {name} in {html}"))
+            + marker.len();
+        html[start..start + html[start..].find('"').unwrap()].to_owned()
+    };
+    let action_start = html.find("action=\"").unwrap() + "action=\"".len();
+    let action =
+        html[action_start..action_start + html[action_start..].find('"').unwrap()].to_owned();
+    (action, field("pending"), field("csrf"))
+}
+
+fn pkce() -> (String, String) {
+    use base64::Engine;
+    let verifier = "e2e-verifier-0123456789-abcdefghijklmnopqrstuvwxyz".to_owned();
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, verifier.as_bytes());
+    let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest.as_ref());
+    (verifier, challenge)
+}
+
+fn enc(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+async fn register(s: &Setup, redirect_uris: &[&str]) -> Reply {
+    let body = serde_json::json!({
+        "client_name": "e2e <b>client</b>",
+        "redirect_uris": redirect_uris,
+        "token_endpoint_auth_method": "none",
+    });
+    send(
+        "POST",
+        &s.gw.url("/oauth/register"),
+        &[("content-type", "application/json")],
+        &body.to_string(),
+    )
+    .await
+}
+
+fn authorize_url(s: &Setup, client_id: &str, extra: &str) -> String {
+    let (_, challenge) = pkce();
+    let scope = if extra.contains("&scope=") {
+        ""
+    } else {
+        "&scope=mcp%3Atools"
+    };
+    format!(
+        "{}/oauth/authorize?response_type=code&client_id={}&redirect_uri={}&state=st-1&\
+         code_challenge={challenge}&code_challenge_method=S256{scope}{extra}",
+        s.issuer,
+        enc(client_id),
+        enc(CLIENT_REDIRECT)
+    )
+}
+
+/// The whole sign-in as a browser does it; returns the final redirect.
+async fn sign_in(
+    s: &Setup,
+    browser: &mut Browser,
+    client_id: &str,
+    extra: &str,
+) -> Result<String, Reply> {
+    let url = authorize_url(s, client_id, extra);
+    let page = browser.get(&url).await;
+    if page.status != 200 {
+        return browser.follow(&url, page).await;
+    }
+    let (action, pending, csrf) = consent_form(&page.text());
+    let answer = browser
+        .post_form(
+            &action,
+            &format!("pending={pending}&csrf={csrf}&decision=allow"),
+        )
+        .await;
+    browser.follow(&action, answer).await
+}
+
+fn query(url: &str) -> HashMap<String, String> {
+    url::Url::parse(url)
+        .unwrap()
+        .query_pairs()
+        .into_owned()
+        .collect()
+}
+
+async fn token(s: &Setup, form: &str) -> Reply {
+    send(
+        "POST",
+        &s.gw.url("/oauth/token"),
+        &[("content-type", "application/x-www-form-urlencoded")],
+        form,
+    )
+    .await
+}
+
+async fn redeem(s: &Setup, client_id: &str, code: &str) -> Reply {
+    let (verifier, _) = pkce();
+    token(
+        s,
+        &format!(
+            "grant_type=authorization_code&code={}&client_id={}&redirect_uri={}&code_verifier={verifier}",
+            enc(code),
+            enc(client_id),
+            enc(CLIENT_REDIRECT)
+        ),
+    )
+    .await
+}
+
+async fn refresh(s: &Setup, client_id: &str, refresh_token: &str) -> Reply {
+    token(
+        s,
+        &format!(
+            "grant_type=refresh_token&refresh_token={}&client_id={}",
+            enc(refresh_token),
+            enc(client_id)
+        ),
+    )
+    .await
+}
+
+/// An MCP `initialize` through the gateway with `access_token`.
+async fn initialize(s: &Setup, access_token: &str) -> Reply {
+    let body = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"e2e","version":"1"}}}"#;
+    send(
+        "POST",
+        &s.gw.url("/mcp"),
+        &[
+            ("authorization", &format!("Bearer {access_token}")),
+            ("content-type", "application/json"),
+            ("accept", "application/json, text/event-stream"),
+            ("mcp-protocol-version", "2025-06-18"),
+        ],
+        body,
+    )
+    .await
+}
+
+#[tokio::test]
+async fn metadata_advertises_exactly_what_the_server_does() {
+    let s = setup("ada@example.com", "");
+    let meta = send(
+        "GET",
+        &s.gw.url("/.well-known/oauth-authorization-server"),
+        &[],
+        "",
+    )
+    .await
+    .assert_status(200, &[])
+    .json();
+    assert_eq!(meta["issuer"], s.issuer.as_str());
+    assert_eq!(
+        meta["code_challenge_methods_supported"],
+        serde_json::json!(["S256"])
+    );
+    assert!(
+        meta["token_endpoint_auth_methods_supported"]
+            .as_array()
+            .unwrap()
+            .contains(&"none".into())
+    );
+    assert_eq!(meta["authorization_response_iss_parameter_supported"], true);
+    assert_eq!(
+        meta["registration_endpoint"],
+        format!("{}/oauth/register", s.issuer)
+    );
+    assert_eq!(
+        meta["revocation_endpoint"],
+        format!("{}/oauth/revoke", s.issuer)
+    );
+    assert!(
+        meta.get("client_id_metadata_document_supported").is_none(),
+        "CIMD is off here"
+    );
+    let oidc = send(
+        "GET",
+        &s.gw.url("/.well-known/openid-configuration"),
+        &[],
+        "",
+    )
+    .await
+    .json();
+    assert_eq!(oidc["issuer"], meta["issuer"]);
+    let jwks = send("GET", &s.gw.url("/oauth/jwks"), &[], "").await.json();
+    assert_eq!(jwks["keys"][0]["alg"], "ES256");
+    assert!(jwks["keys"][0].get("d").is_none(), "never the private key");
+
+    // The route points clients at the built-in server, and never at offline_access.
+    let prm = send(
+        "GET",
+        &s.gw.url("/.well-known/oauth-protected-resource/mcp"),
+        &[],
+        "",
+    )
+    .await
+    .json();
+    assert_eq!(prm["authorization_servers"], serde_json::json!([s.issuer]));
+    assert!(!prm.to_string().contains("offline_access"));
+}
+
+#[tokio::test]
+async fn a_person_signs_in_calls_a_tool_refreshes_and_replays_are_punished() {
+    let s = setup("ada@example.com", "  refresh_reuse_grace: 1s\n");
+    s.gw.wait_ready().await;
+    let reg = register(
+        &s,
+        &[
+            "cursor://anysphere/cb",
+            CLIENT_REDIRECT,
+            "javascript:alert(1)",
+        ],
+    )
+    .await;
+    let reg = reg.assert_status(201, &[]).json();
+    let client_id = reg["client_id"].as_str().unwrap().to_owned();
+    assert!(!client_id.starts_with("https://"));
+    assert_eq!(
+        reg["redirect_uris"],
+        serde_json::json!(["cursor://anysphere/cb", CLIENT_REDIRECT])
+    );
+
+    let mut browser = Browser::default();
+    let page = browser.get(&authorize_url(&s, &client_id, "")).await;
+    assert_eq!(page.status, 200, "{}", page.text());
+    let html = page.text();
+    assert!(
+        html.contains("e2e &#60;b&#62;client&#60;/b&#62;") || html.contains("e2e &lt;b&gt;"),
+        "escaped name: {html}"
+    );
+    assert!(
+        html.contains("runs on your own computer"),
+        "loopback warning: {html}"
+    );
+    assert!(
+        page.header("content-security-policy")
+            .contains("frame-ancestors 'none'")
+    );
+    let set_cookie = page.header("set-cookie").to_owned();
+    for attr in ["__Host-", "Secure", "HttpOnly", "SameSite=Lax", "Path=/"] {
+        assert!(set_cookie.contains(attr), "{attr} in {set_cookie}");
+    }
+
+    // Consent without the browser's cookie: refused, nothing redirects.
+    let (action, pending, csrf) = consent_form(&html);
+    let stranger = Browser::default()
+        .post_form(
+            &action,
+            &format!("pending={pending}&csrf={csrf}&decision=allow"),
+        )
+        .await;
+    assert_eq!(stranger.status, 400, "{}", stranger.text());
+    assert!(stranger.header("location").is_empty());
+
+    // The real browser consents, signs in at the provider, comes back with a code.
+    let location = sign_in(&s, &mut browser, &client_id, "")
+        .await
+        .unwrap_or_else(|r| panic!("{} {}", r.status, r.text()));
+    let q = query(&location);
+    assert_eq!(q["state"], "st-1");
+    assert_eq!(q["iss"], s.issuer);
+    let tokens = redeem(&s, &client_id, &q["code"])
+        .await
+        .assert_status(200, &[])
+        .json();
+    assert_eq!(
+        tokens["scope"], "mcp:tools",
+        "requested ∩ granted; not mcp:admin"
+    );
+    let access = tokens["access_token"].as_str().unwrap();
+    let header = jsonwebtoken::decode_header(access).unwrap();
+    assert_eq!(header.typ.as_deref(), Some("at+jwt"));
+    let claims: serde_json::Value = serde_json::from_slice(
+        &base64::Engine::decode(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+            access.split('.').nth(1).unwrap(),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(claims["iss"], s.issuer.as_str());
+    assert_eq!(claims["aud"], s.resource.as_str());
+    assert_eq!(claims["sub"], "oidc:test-user");
+    assert_eq!(claims["client_id"], client_id.as_str());
+
+    // The token works on the route, verified in-process (no fetch).
+    let r = initialize(&s, access).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.text().contains("serverInfo"), "{}", r.text());
+    // Not a token for anything else: the same JWT with a tampered audience fails.
+    let forged = initialize(&s, &format!("{access}x")).await;
+    assert_eq!(forged.status, 401);
+
+    // Refresh rotates; the new refresh token works once; the old one, reused
+    // after the grace, revokes the family (so the newest stops working too).
+    let first_refresh = tokens["refresh_token"].as_str().unwrap().to_owned();
+    let next = refresh(&s, &client_id, &first_refresh)
+        .await
+        .assert_status(200, &[])
+        .json();
+    let second_refresh = next["refresh_token"].as_str().unwrap().to_owned();
+    assert_ne!(second_refresh, first_refresh);
+    assert_eq!(
+        initialize(&s, next["access_token"].as_str().unwrap())
+            .await
+            .status,
+        200
+    );
+    // Within the grace (a lost response), the old token gets a new successor
+    // and the one the lost response carried stops working.
+    let retry = refresh(&s, &client_id, &first_refresh)
+        .await
+        .assert_status(200, &[])
+        .json();
+    let third_refresh = retry["refresh_token"].as_str().unwrap().to_owned();
+    refresh(&s, &client_id, &second_refresh)
+        .await
+        .assert_status(400, &["invalid_grant"]);
+    // After the grace, reuse revokes the family: the newest token dies too.
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    refresh(&s, &client_id, &first_refresh)
+        .await
+        .assert_status(400, &["invalid_grant", "already used"]);
+    refresh(&s, &client_id, &third_refresh)
+        .await
+        .assert_status(400, &["invalid_grant", "revoked"]);
+    s.gw.wait_for_log("refresh_reused").await;
+
+    // A code is single use, and a replay revokes what the first use produced.
+    let location = sign_in(&s, &mut browser, &client_id, "")
+        .await
+        .unwrap_or_else(|r| panic!("{}", r.text()));
+    let code = query(&location)["code"].clone();
+    let tokens = redeem(&s, &client_id, &code)
+        .await
+        .assert_status(200, &[])
+        .json();
+    redeem(&s, &client_id, &code)
+        .await
+        .assert_status(400, &["invalid_grant"]);
+    refresh(&s, &client_id, tokens["refresh_token"].as_str().unwrap())
+        .await
+        .assert_status(400, &["revoked"]);
+}
+
+#[tokio::test]
+async fn authorization_requests_that_break_a_rule_are_refused() {
+    let s = setup("ada@example.com", "");
+    let client_id = register(&s, &[CLIENT_REDIRECT]).await.json()["client_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut browser = Browser::default();
+
+    // Unknown client, or a redirect URI it did not register: a page, never a redirect.
+    for url in [
+        authorize_url(&s, "mcpgw-unknown", ""),
+        authorize_url(&s, &client_id, "")
+            .replace(&enc(CLIENT_REDIRECT), &enc("https://evil.example/cb")),
+        authorize_url(&s, &client_id, "")
+            .replace(&enc(CLIENT_REDIRECT), &enc("http://localhost:9/callback")),
+    ] {
+        let r = browser.get(&url).await;
+        assert_eq!(r.status, 400, "{url}: {}", r.text());
+        assert!(r.header("location").is_empty(), "{url} redirected");
+    }
+    // A loopback redirect on another port is the same client.
+    let other_port = authorize_url(&s, &client_id, "").replace(
+        &enc(CLIENT_REDIRECT),
+        &enc("http://127.0.0.1:5555/callback"),
+    );
+    assert_eq!(browser.get(&other_port).await.status, 200);
+
+    // Rule breaks once the client is known go back to it with the RFC code.
+    let cases = [
+        (
+            "",
+            "code_challenge_method=S256",
+            "code_challenge_method=plain",
+            "invalid_request",
+        ),
+        ("", "&code_challenge=", "&x=", "invalid_request"),
+        (
+            "&resource=https%3A%2F%2Fother.example%2Fmcp",
+            "",
+            "",
+            "invalid_target",
+        ),
+        (
+            "",
+            "response_type=code",
+            "response_type=token",
+            "unsupported_response_type",
+        ),
+    ];
+    for (extra, from, to, code) in cases {
+        let mut url = authorize_url(&s, &client_id, extra);
+        if !from.is_empty() {
+            url = url.replacen(from, to, 1);
+        }
+        let r = browser.get(&url).await;
+        let location = r.header("location");
+        assert!(
+            location.starts_with(CLIENT_REDIRECT),
+            "{url}: {} {}",
+            r.status,
+            r.text()
+        );
+        let q = query(location);
+        assert_eq!(q["error"], code, "{url}");
+        assert_eq!(q["iss"], s.issuer);
+    }
+    // The resource named with another case and a trailing slash is the same route.
+    let same = format!(
+        "&resource={}",
+        enc(&format!("{}/", s.resource.replace("http://", "HTTP://")))
+    );
+    assert_eq!(
+        browser
+            .get(&authorize_url(&s, &client_id, &same))
+            .await
+            .status,
+        200
+    );
+
+    // A forged state at the callback: a page, nothing issued.
+    let forged = browser
+        .get(&format!(
+            "{}/oauth/callback?code=x&state=forged&iss={}",
+            s.issuer,
+            enc(&s.idp.url)
+        ))
+        .await;
+    assert_eq!(forged.status, 400, "{}", forged.text());
+
+    // A code_verifier that does not match the challenge.
+    let location = sign_in(&s, &mut browser, &client_id, "")
+        .await
+        .unwrap_or_else(|r| panic!("{}", r.text()));
+    let code = query(&location)["code"].clone();
+    let wrong = format!(
+        "grant_type=authorization_code&code={}&client_id={}&redirect_uri={}&code_verifier={}",
+        enc(&code),
+        enc(&client_id),
+        enc(CLIENT_REDIRECT),
+        "x".repeat(43)
+    );
+    token(&s, &wrong)
+        .await
+        .assert_status(400, &["invalid_grant"]);
+}
+
+#[tokio::test]
+async fn the_login_policy_refuses_strangers_and_removed_members_lose_refresh() {
+    let s = setup("mallory@elsewhere.example", "");
+    let client_id = register(&s, &[CLIENT_REDIRECT]).await.json()["client_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let refused = sign_in(&s, &mut Browser::default(), &client_id, "")
+        .await
+        .expect_err("a stranger must not get a code");
+    assert_eq!(refused.status, 403, "{}", refused.text());
+    assert!(refused.text().contains("not among those allowed"));
+    s.gw.wait_for_log("login_refused").await;
+
+    // Members of mcp-users may sign in, mcp-admins also get mcp:admin. The
+    // provider is asked again at every refresh: leaving mcp-admins narrows
+    // the next token, leaving mcp-users ends the sign-in.
+    let s = setup_with("bob@partner.example", "groups: [mcp-users]", "");
+    std::fs::write(s.groups_file.path(), "mcp-users,mcp-admins").unwrap();
+    let client_id = register(&s, &[CLIENT_REDIRECT]).await.json()["client_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut browser = Browser::default();
+    let location = sign_in(
+        &s,
+        &mut browser,
+        &client_id,
+        "&scope=mcp%3Atools+mcp%3Aadmin+offline_access",
+    )
+    .await
+    .unwrap_or_else(|r| panic!("{} {}", r.status, r.text()));
+    let tokens = redeem(&s, &client_id, &query(&location)["code"])
+        .await
+        .assert_status(200, &[])
+        .json();
+    assert_eq!(tokens["scope"], "mcp:tools mcp:admin", "in the order asked");
+
+    std::fs::write(s.groups_file.path(), "mcp-users").unwrap();
+    let narrowed = refresh(&s, &client_id, tokens["refresh_token"].as_str().unwrap())
+        .await
+        .assert_status(200, &[])
+        .json();
+    assert_eq!(
+        narrowed["scope"], "mcp:tools",
+        "mcp:admin is gone after leaving mcp-admins"
+    );
+
+    std::fs::write(s.groups_file.path(), "").unwrap();
+    refresh(&s, &client_id, narrowed["refresh_token"].as_str().unwrap())
+        .await
+        .assert_status(400, &["invalid_grant", "login policy"]);
+}
+
+#[tokio::test]
+async fn the_ts_sdk_client_registers_consents_signs_in_and_is_held_to_its_grant() {
+    let s = setup("ada@example.com", "");
+    std::fs::write(s.groups_file.path(), "mcp-admins").unwrap();
+    s.gw.wait_ready().await;
+    let args = [
+        s.resource.as_str(),
+        "call",
+        "echo",
+        r#"{"message":"hi"}"#,
+        "then-call",
+        "get-sum",
+        r#"{"a":1,"b":2}"#,
+    ];
+    // Registration (DCR), consent, sign-in at the provider, code + PKCE,
+    // then the tool call with the minted token. The 403 for get-sum makes
+    // SDK 1.32 "step up" by refreshing without `scope`; a refresh keeps the
+    // scope first granted (RFC 6749 §6), so the call stays refused although
+    // the person could have mcp:admin: it was not asked for at sign-in.
+    let run = peers::ts_oauth_client_env(&args, &[("OAUTH_CONSENT", "allow")]);
+    run.assert_exit(
+        2,
+        &[
+            "RESULT1",
+            "Echo: hi",
+            "ERROR2",
+            "403",
+            "SCOPE mcp:tools",
+            "AUTH_COUNT 1",
+        ],
+    );
+    s.gw.wait_for_log("how=\"refresh\"").await;
+
+    // A person who presses Cancel: the client gets access_denied, no token.
+    let run = peers::ts_oauth_client_env(&args, &[("OAUTH_CONSENT", "deny")]);
+    run.assert_exit(2, &["ERROR1", "access_denied"]);
+}
