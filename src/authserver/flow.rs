@@ -26,7 +26,7 @@ use super::clients::{Client, Registration, RegistrationError};
 use super::idp::{Identity, random_token, s256};
 use super::respond::{OAuthError, error_page, json_ok, page, redirect};
 use super::store::Space;
-use super::{AuthorizationServer, pages};
+use super::{AuthorizationServer, cimd, pages};
 use crate::body::{self, Body};
 use crate::config::{AuthServer, IdpKind, People};
 
@@ -291,6 +291,44 @@ impl AuthorizationServer {
         Ok(resp)
     }
 
+    /// The client behind `client_id`: a metadata document (an https URL,
+    /// when CIMD is on) or a registration. Errors are pages.
+    async fn client(&self, client_id: &str) -> Result<Client, Response<Body>> {
+        if cimd::is_document_url(client_id) {
+            let Some(documents) = &self.cimd else {
+                return Err(error_page(
+                    StatusCode::BAD_REQUEST,
+                    "Unknown application",
+                    "This server does not accept client metadata documents; the application must register.",
+                ));
+            };
+            return match documents.client(client_id).await {
+                Ok(client) => Ok((*client).clone()),
+                Err(e) => {
+                    tracing::info!(target: "mcp_auth_gateway::audit", event = "authorize", outcome = "client_refused", client_id = %client_id, error = %e);
+                    Err(error_page(
+                        StatusCode::BAD_REQUEST,
+                        "Application not accepted",
+                        &e.to_string(),
+                    ))
+                }
+            };
+        }
+        match self.load::<Client>(Space::Client, client_id).await {
+            Ok(Some(c)) => Ok(c),
+            Ok(None) => Err(error_page(
+                StatusCode::BAD_REQUEST,
+                "Unknown application",
+                "This application is not registered here (or its registration expired).",
+            )),
+            Err(e) => Err(error_page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Sign-in unavailable",
+                e.description(),
+            )),
+        }
+    }
+
     /// `GET /oauth/authorize`: validates the request and shows consent.
     pub(super) async fn authorize(&self, req: Request<Incoming>) -> Response<Body> {
         let params = match parse_form(req.uri().query().unwrap_or_default()) {
@@ -307,23 +345,15 @@ impl AuthorizationServer {
                 "The application did not say who it is (no client_id).",
             );
         };
-        let client: Client = match self.load(Space::Client, client_id).await {
-            Ok(Some(c)) => c,
-            Ok(None) => {
-                return error_page(
-                    StatusCode::BAD_REQUEST,
-                    "Unknown application",
-                    "This application is not registered here (or its registration expired).",
-                );
-            }
-            Err(e) => {
-                return error_page(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "Sign-in unavailable",
-                    e.description(),
-                );
-            }
+        let client = match self.client(client_id).await {
+            Ok(c) => c,
+            Err(page) => return page,
         };
+        // A document-described client is shown with the host that vouches for it.
+        let client_host = cimd::is_document_url(&client.client_id)
+            .then(|| Url::parse(&client.client_id).ok())
+            .flatten()
+            .and_then(|u| u.host_str().map(str::to_owned));
         let redirect_uri = match get("redirect_uri") {
             Some(uri) if client.redirect_matches(uri) => uri.to_owned(),
             Some(_) => {
@@ -434,7 +464,7 @@ impl AuthorizationServer {
         let idp_name = self.idp.display_name();
         let html = pages::Consent {
             client_name: &client_name,
-            client_host: None,
+            client_host: client_host.as_deref(),
             redirect_host: &redirect_host,
             loopback,
             resource: &resource,

@@ -1,6 +1,8 @@
-//! The server's signing key: ES256 (P-256), generated on first start and kept
-//! in the store so that tokens survive a restart. The public half is
-//! published at `jwks_uri` and handed to the resource side in-process.
+//! The server's signing key: ES256 (P-256). With a `cookie_key` it is kept in
+//! the store, sealed, so tokens survive a restart (`mod.rs`, `signing_key`);
+//! without, it is new per process. The public half is published at
+//! `jwks_uri` and handed to the resource side in-process. Rotation with
+//! overlap is not built yet.
 
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};

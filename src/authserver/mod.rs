@@ -27,6 +27,7 @@ use crate::body::Body;
 use crate::config::{AuthServer, Config, StoreSetting};
 use crate::http_client::HttpClient;
 
+mod cimd;
 mod clients;
 mod flow;
 mod idp;
@@ -58,6 +59,8 @@ pub struct AuthorizationServer {
     idp: Arc<idp::Idp>,
     cookies: cookie::Key,
     sealer: Arc<seal::Sealer>,
+    /// Client ID Metadata Documents, when accepted.
+    cimd: Option<Arc<cimd::CimdClients>>,
 }
 
 /// Why the server could not start.
@@ -66,15 +69,67 @@ pub enum StartError {
     /// Key generation failed (the system RNG).
     #[error("authorization server: {0}")]
     Crypto(String),
-    /// The configured store is not available in this build.
+    /// The configured store cannot be opened.
     #[error("authorization server store: {0}")]
     Store(String),
+    /// The CIMD fetcher cannot be built (its test CA file).
+    #[error("authorization server clients.cimd: {0}")]
+    Cimd(String),
+}
+
+/// Where the signing key is kept in the store.
+const SIGNING_KEY: &str = "signing-es256";
+
+/// The signing key: with a `cookie_key` (so the store can be read after a
+/// restart), the one kept in the store, sealed, or a new one stored there;
+/// without, a new key per process (tokens issued before a restart then stop
+/// verifying, and clients refresh).
+async fn signing_key(
+    store: &Store,
+    sealer: &seal::Sealer,
+    persistent: bool,
+) -> Result<SigningKey, StartError> {
+    let crypto = |e: String| StartError::Crypto(e);
+    let store_error = |e: store::StoreError| StartError::Store(e.to_string());
+    if persistent {
+        if let Some(sealed) = store
+            .get(store::Space::Key, SIGNING_KEY)
+            .await
+            .map_err(store_error)?
+        {
+            let opened = String::from_utf8(sealed).ok().and_then(|s| sealer.open(&s));
+            let key = opened
+                .and_then(|b64| {
+                    base64::Engine::decode(&base64::engine::general_purpose::STANDARD, b64).ok()
+                })
+                .and_then(|der| SigningKey::from_pkcs8(&der).ok());
+            match key {
+                Some(key) => return Ok(key),
+                None => tracing::warn!(
+                    "the stored signing key cannot be opened (cookie_key changed?); making a new one: \
+                     tokens signed before stop verifying"
+                ),
+            }
+        }
+    }
+    let (key, pkcs8) = SigningKey::generate().map_err(|e| crypto(e.to_string()))?;
+    if persistent {
+        let b64 = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &pkcs8);
+        let sealed = sealer.seal(&b64).map_err(|e| crypto(e.to_string()))?;
+        // Years: the key is replaced only by a new cookie_key.
+        let ttl = Duration::from_secs(10 * 365 * 24 * 3600);
+        store
+            .put(store::Space::Key, SIGNING_KEY, sealed.into_bytes(), ttl)
+            .await
+            .map_err(store_error)?;
+    }
+    Ok(key)
 }
 
 impl AuthorizationServer {
     /// Builds the server for `config`, reusing the store, key and cookie key
     /// of `previous` (so a reload loses no session, code or token).
-    pub fn start(
+    pub async fn start(
         config: &Config,
         client: HttpClient,
         previous: Option<&AuthorizationServer>,
@@ -98,15 +153,12 @@ impl AuthorizationServer {
                 let store = match &settings.store {
                     StoreSetting::Memory => Store::Memory(MemoryStore::default()),
                     StoreSetting::Sqlite(path) => {
-                        return Err(StartError::Store(format!(
-                            "sqlite:{} is not built yet; set `store: memory` (state is then lost on restart)",
-                            path.display()
-                        )));
+                        Store::Sqlite(store::SqliteStore::open(path).map_err(|e| {
+                            StartError::Store(format!("sqlite:{}: {e}", path.display()))
+                        })?)
                     }
                 };
                 let crypto = |e: aws_lc_rs::error::Unspecified| StartError::Crypto(e.to_string());
-                let (key, _pkcs8) =
-                    SigningKey::generate().map_err(|e| StartError::Crypto(e.to_string()))?;
                 let master = match &settings.cookie_key {
                     Some(secret) => secret.0.clone(),
                     None => {
@@ -117,6 +169,8 @@ impl AuthorizationServer {
                 };
                 let cookies = cookie::Key::derive_from(&master);
                 let sealer = seal::Sealer::from_secret(&master).map_err(crypto)?;
+                let persistent = settings.cookie_key.is_some();
+                let key = signing_key(&store, &sealer, persistent).await?;
                 (Arc::new(store), Arc::new(key), cookies, Arc::new(sealer))
             }
         };
@@ -132,6 +186,13 @@ impl AuthorizationServer {
                 (canonical, r.resource.clone())
             })
             .collect();
+        let cimd = match &settings.cimd {
+            Some(c) => Some(Arc::new(
+                cimd::CimdClients::new(c, config.limits.jwks_fetch_timeout)
+                    .map_err(StartError::Cimd)?,
+            )),
+            None => None,
+        };
         let idp = Arc::new(idp::Idp::new(
             settings.clone(),
             client,
@@ -146,6 +207,7 @@ impl AuthorizationServer {
             idp,
             cookies,
             sealer,
+            cimd,
         }))
     }
 

@@ -26,7 +26,7 @@ pub struct AuthServer {
     /// Scopes a signed-in person may receive.
     pub grants: Vec<Grant>,
     /// Client ID Metadata Documents, when accepted.
-    pub cimd: Option<CimdTrust>,
+    pub cimd: Option<Cimd>,
     /// Whether RFC 7591 dynamic registration is open.
     pub dynamic_registration: bool,
     /// Lifetime of an access token.
@@ -122,6 +122,16 @@ pub struct Grant {
     pub when: Option<People>,
     /// The scopes granted.
     pub scopes: Vec<String>,
+}
+
+/// `clients.cimd:`
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cimd {
+    /// Which hosts may describe clients.
+    pub trust: CimdTrust,
+    /// Tests only: loopback addresses allowed, and this CA trusted, for
+    /// document fetches.
+    pub insecure_test_loopback_ca: Option<PathBuf>,
 }
 
 /// `clients.cimd.trust:`
@@ -261,7 +271,7 @@ pub(super) fn validate(
 
     let cimd = raw.clients.cimd.as_ref().and_then(|c| {
         let cp = format!("{p}.clients.cimd");
-        match c.trust.as_str() {
+        let trust = match c.trust.as_str() {
             "any" => Some(CimdTrust::Any),
             "allowlist" if c.hosts.is_empty() => {
                 report.error(
@@ -280,7 +290,18 @@ pub(super) fn validate(
                 );
                 None
             }
-        }
+        };
+        let insecure_test_loopback_ca = c.insecure_test_loopback_ca.as_ref().map(|ca| {
+            report.warn(
+                format!("{cp}.insecure_test_loopback_ca"),
+                "for tests only: metadata documents may then be fetched from loopback addresses",
+            );
+            base_dir.join(ca)
+        });
+        Some(Cimd {
+            trust: trust?,
+            insecure_test_loopback_ca,
+        })
     });
     let dynamic_registration = raw.clients.dynamic_registration.unwrap_or(false);
     if cimd.is_none() && !dynamic_registration {

@@ -135,6 +135,8 @@ pub(super) struct RawCimd {
     /// Hosts trusted under `allowlist`.
     #[serde(default)]
     pub hosts: Vec<String>,
+    /// Tests only: allow loopback addresses and trust this CA for fetches.
+    pub insecure_test_loopback_ca: Option<String>,
 }
 
 /// `session_binding:`

@@ -26,7 +26,9 @@ pub const PRM_PREFIX: &str = "/.well-known/oauth-protected-resource";
 pub mod rules;
 mod validate;
 
-pub use authserver::{AuthServer, CimdTrust, Grant, IdpKind, People, StoreSetting, UpstreamIdp};
+pub use authserver::{
+    AuthServer, Cimd, CimdTrust, Grant, IdpKind, People, StoreSetting, UpstreamIdp,
+};
 pub use validate::is_scope_token;
 
 /// The validated configuration snapshot.

@@ -161,3 +161,136 @@ fn require_typ_defaults_to_on() {
     );
     assert!(!load(&off).unwrap().issuers[0].require_typ);
 }
+
+const WITH_AS: &str = r#"
+listen: 127.0.0.1:0
+routes:
+  - path: /mcp
+    upstream: http://127.0.0.1:3001/mcp
+    resource: https://mcp.example.com/mcp
+authorization_server:
+  issuer: https://mcp.example.com
+  store: memory
+  upstream:
+    kind: google
+    client_id: gateway
+    client_secret: s3cret
+  login:
+    email_domains: [Example.com]
+  grants:
+    - scopes: [mcp:tools]
+  clients:
+    dynamic_registration: true
+"#;
+
+#[test]
+fn the_built_in_server_is_an_issuer_and_every_route_s_default() {
+    let c = load(WITH_AS).unwrap();
+    let a = c.authorization_server.as_deref().unwrap();
+    assert_eq!(a.issuer, "https://mcp.example.com");
+    assert_eq!(a.upstream.kind, super::IdpKind::Google);
+    assert_eq!(
+        a.upstream.issuer.as_ref().map(url::Url::as_str),
+        Some("https://accounts.google.com/")
+    );
+    assert_eq!(a.login.email_domains, ["example.com"], "lowercased");
+    assert_eq!(a.access_token_ttl.as_secs(), 300);
+    assert_eq!(c.issuers.len(), 1, "no `issuers` needed");
+    assert_eq!(c.issuers[0].keys, KeySource::BuiltIn);
+    assert_eq!(
+        c.routes[0].authorization_servers,
+        ["https://mcp.example.com"]
+    );
+    // The default store is a file beside the config.
+    let default = WITH_AS.replace("  store: memory\n", "");
+    let c = load(&default).unwrap();
+    assert_eq!(
+        c.authorization_server.unwrap().store,
+        super::StoreSetting::Sqlite("/etc/gw/authorization-server.db".into())
+    );
+}
+
+#[test]
+fn every_problem_of_the_authorization_server_block_has_its_path() {
+    let yaml = r#"
+routes:
+  - path: /mcp
+    upstream: http://127.0.0.1:3001/mcp
+    resource: https://mcp.example.com/mcp
+authorization_server:
+  issuer: http://mcp.example.com/
+  store: postgres://x
+  upstream:
+    kind: okta
+    client_id: ""
+    client_secret: ""
+    scopes: [email]
+  login:
+    email_domains: ["@example.com"]
+    emails: [not-an-email]
+    github_orgs: [acme]
+  grants:
+    - scopes: ["bad scope", offline_access]
+      when: {}
+  clients:
+    cimd: {trust: allowlist}
+  refresh_reuse_grace: 5m
+  cookie_key: short
+"#;
+    let Err(ConfigError::Invalid(problems)) = load(yaml) else {
+        panic!("expected invalid");
+    };
+    let paths: Vec<&str> = problems.iter().map(|p| p.path.as_str()).collect();
+    for expected in [
+        "authorization_server.issuer",
+        "authorization_server.store",
+        "authorization_server.upstream.kind",
+        "authorization_server.upstream",
+        "authorization_server.login.email_domains[0]",
+        "authorization_server.login.emails[0]",
+        "authorization_server.grants[0].scopes[0]",
+        "authorization_server.grants[0].scopes",
+        "authorization_server.grants[0].when",
+        "authorization_server.clients.cimd.hosts",
+        "authorization_server.refresh_reuse_grace",
+        "authorization_server.cookie_key",
+    ] {
+        assert!(
+            paths.contains(&expected),
+            "{expected} missing from {paths:?}"
+        );
+    }
+}
+
+#[test]
+fn oidc_needs_an_issuer_and_openid_and_github_orgs_need_github() {
+    let yaml = WITH_AS
+        .replace("kind: google", "kind: oidc\n    scopes: [email]")
+        .replace("email_domains: [Example.com]", "github_orgs: [acme]");
+    let Err(ConfigError::Invalid(problems)) = load(&yaml) else {
+        panic!("expected invalid");
+    };
+    let paths: Vec<&str> = problems.iter().map(|p| p.path.as_str()).collect();
+    for expected in [
+        "authorization_server.upstream.issuer",
+        "authorization_server.upstream.scopes",
+        "authorization_server.login.github_orgs",
+    ] {
+        assert!(
+            paths.contains(&expected),
+            "{expected} missing from {paths:?}"
+        );
+    }
+    // An issuer that is also listed under `issuers` would have two key sources.
+    let twice = format!(
+        "issuers:\n  - issuer: https://mcp.example.com\n    jwks_uri: https://mcp.example.com/j\n{WITH_AS}"
+    );
+    let Err(ConfigError::Invalid(problems)) = load(&twice) else {
+        panic!("expected invalid");
+    };
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.path == "authorization_server.issuer")
+    );
+}

@@ -50,11 +50,15 @@ impl Gateway {
     /// Builds the gateway and starts its background tasks (key refresh,
     /// limiter housekeeping). Fails only when the system random number
     /// generator does: the fallback session key must never be all zeros.
-    pub fn start(config: Arc<Config>, metrics: Arc<Metrics>) -> Result<Arc<Self>, StartError> {
+    pub async fn start(
+        config: Arc<Config>,
+        metrics: Arc<Metrics>,
+    ) -> Result<Arc<Self>, StartError> {
         let client = crate::http_client::build(config.limits.upstream_connect_timeout);
         let (fallback_session_key, prefix) =
             random_keys(aws_lc_rs::rand::fill).map_err(|_| StartError::Random)?;
-        let snapshot = build_snapshot(config, &client, &metrics, None, &fallback_session_key)?;
+        let snapshot =
+            build_snapshot(config, &client, &metrics, None, &fallback_session_key).await?;
         let gateway = Arc::new(Self {
             snapshot: ArcSwap::from_pointee(snapshot),
             client,
@@ -90,7 +94,9 @@ impl Gateway {
             &self.metrics,
             Some(&old),
             &self.fallback_session_key,
-        ) {
+        )
+        .await
+        {
             Ok(next) => next,
             Err(e) => {
                 tracing::error!(error = %e, "config reload rejected; keeping the running config");
@@ -155,7 +161,7 @@ fn random_keys(
 
 /// Builds a snapshot; `previous` lends its loaded key stores and, for a
 /// generated session key, continuity.
-fn build_snapshot(
+async fn build_snapshot(
     config: Arc<Config>,
     client: &HttpClient,
     metrics: &Arc<Metrics>,
@@ -166,7 +172,8 @@ fn build_snapshot(
         &config,
         client.clone(),
         previous.and_then(|p| p.authserver.as_ref()),
-    )?;
+    )
+    .await?;
     let authn = Authenticator::start(
         &config,
         client.clone(),

@@ -66,7 +66,7 @@ pub async fn run(
     let scheme = if acceptor.is_some() { "https" } else { "http" };
 
     let metrics = Arc::new(Metrics::new());
-    let gateway = Gateway::start(config.clone(), metrics)?;
+    let gateway = Gateway::start(config.clone(), metrics).await?;
     if let Some(admin) = config.admin_listen {
         admin::start(admin, gateway.clone(), &config.limits)
             .await

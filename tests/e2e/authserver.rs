@@ -692,3 +692,216 @@ async fn the_ts_sdk_client_registers_consents_signs_in_and_is_held_to_its_grant(
     let run = peers::ts_oauth_client_env(&args, &[("OAUTH_CONSENT", "deny")]);
     run.assert_exit(2, &["ERROR1", "access_denied"]);
 }
+
+/// A self-signed certificate for 127.0.0.1 and localhost, written to `dir`:
+/// (cert path, key path, cert PEM).
+fn loopback_cert(dir: &std::path::Path) -> (String, String, String) {
+    let cert =
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()]).unwrap();
+    let (c, k) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&c, cert.cert.pem()).unwrap();
+    std::fs::write(&k, cert.signing_key.serialize_pem()).unwrap();
+    (
+        c.display().to_string(),
+        k.display().to_string(),
+        cert.cert.pem(),
+    )
+}
+
+/// Test double (a static web host, nothing MCP): serves metadata documents
+/// over https on 127.0.0.1 with the given certificate. `/good.json` is
+/// valid, `/other.json` names another client, `/big.json` is over 5 KB,
+/// `/redirect.json` redirects to `/good.json`. Returns the origin.
+async fn document_host(cert: &str, key: &str) -> String {
+    use http_body_util::Full;
+    use hyper::body::Bytes;
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let key = PrivateKeyDer::from_pem_file(key).unwrap();
+    let tls = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(tls));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let origin = format!(
+        "https://127.0.0.1:{}",
+        listener.local_addr().unwrap().port()
+    );
+    let base = origin.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                return;
+            };
+            let acceptor = acceptor.clone();
+            let base = base.clone();
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let svc = hyper::service::service_fn(
+                    move |req: hyper::Request<hyper::body::Incoming>| {
+                        let base = base.clone();
+                        async move {
+                            let path = req.uri().path().to_owned();
+                            let doc = |id: &str, pad: usize| {
+                                serde_json::json!({
+                                    "client_id": id,
+                                    "client_name": "doc host client",
+                                    "redirect_uris": [CLIENT_REDIRECT],
+                                    "pad": "x".repeat(pad),
+                                })
+                                .to_string()
+                            };
+                            let (status, location, body) = match path.as_str() {
+                                "/good.json" => (200, None, doc(&format!("{base}/good.json"), 0)),
+                                "/other.json" => (200, None, doc(&format!("{base}/good.json"), 0)),
+                                "/big.json" => (200, None, doc(&format!("{base}/big.json"), 6000)),
+                                "/redirect.json" => {
+                                    (302, Some(format!("{base}/good.json")), String::new())
+                                }
+                                _ => (404, None, String::new()),
+                            };
+                            let mut resp = hyper::Response::new(Full::new(Bytes::from(body)));
+                            *resp.status_mut() = hyper::StatusCode::from_u16(status).unwrap();
+                            resp.headers_mut()
+                                .insert("content-type", "application/json".parse().unwrap());
+                            if let Some(l) = location {
+                                resp.headers_mut().insert("location", l.parse().unwrap());
+                            }
+                            Ok::<_, std::convert::Infallible>(resp)
+                        }
+                    },
+                );
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(tls), svc)
+                    .await;
+            });
+        }
+    });
+    origin
+}
+
+#[tokio::test]
+async fn clients_identified_by_a_metadata_document_sign_in_and_ssrf_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key, _) = loopback_cert(dir.path());
+    let s = setup(
+        "ada@example.com",
+        &format!("    cimd: {{trust: any, insecure_test_loopback_ca: {cert}}}\n"),
+    );
+    s.gw.wait_ready().await;
+    let meta = send(
+        "GET",
+        &s.gw.url("/.well-known/oauth-authorization-server"),
+        &[],
+        "",
+    )
+    .await
+    .json();
+    assert_eq!(meta["client_id_metadata_document_supported"], true);
+
+    // The TS SDK client serves its own document and uses its URL as client_id.
+    let args = [s.resource.as_str(), "call", "echo", r#"{"message":"cimd"}"#];
+    let env = [
+        ("OAUTH_CONSENT", "allow"),
+        ("OAUTH_CIMD_CERT", cert.as_str()),
+        ("OAUTH_CIMD_KEY", key.as_str()),
+    ];
+    peers::ts_oauth_client_env(&args, &env).assert_exit(0, &["RESULT1", "Echo: cimd"]);
+    assert!(
+        s.gw.logged("client_id=https://127.0.0.1:"),
+        "the client was the document URL"
+    );
+    assert!(
+        !s.gw.logged("event=\"register\""),
+        "no registration happened"
+    );
+
+    let host = document_host(&cert, &key).await;
+    let mut browser = Browser::default();
+    // A valid document: the consent page names the host that vouches for it.
+    let page = browser
+        .get(&authorize_url(&s, &format!("{host}/good.json"), ""))
+        .await;
+    assert_eq!(page.status, 200, "{}", page.text());
+    assert!(
+        page.text().contains("(from <code>127.0.0.1</code>)"),
+        "{}",
+        page.text()
+    );
+    for (path, why) in [
+        ("/other.json", "not its own URL"),
+        ("/big.json", "exceeds"),
+        ("/redirect.json", "302"),
+        ("/missing.json", "404"),
+    ] {
+        let r = browser
+            .get(&authorize_url(&s, &format!("{host}{path}"), ""))
+            .await;
+        assert_eq!(r.status, 400, "{path}: {}", r.text());
+        assert!(r.text().contains(why), "{path}: {}", r.text());
+        assert!(r.header("location").is_empty());
+    }
+    // URL rules, before any fetch.
+    for bad in [
+        format!("{host}/"),
+        format!("{host}/good.json#f"),
+        format!("{host}/a/../good.json"),
+    ] {
+        let r = browser.get(&authorize_url(&s, &bad, "")).await;
+        assert_eq!(r.status, 400, "{bad}: {}", r.text());
+    }
+}
+
+#[tokio::test]
+async fn metadata_documents_from_inside_the_network_or_off_the_allowlist_are_never_fetched() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key, _) = loopback_cert(dir.path());
+    let host = document_host(&cert, &key).await;
+    let port = host.rsplit(':').next().unwrap().to_owned();
+    // No test setting: loopback, private and metadata-service addresses are
+    // refused whether named by IP or by a name that resolves there.
+    let s = setup("ada@example.com", "    cimd: {trust: any}\n");
+    let mut browser = Browser::default();
+    for target in [
+        format!("https://127.0.0.1:{port}/good.json"),
+        format!("https://localhost:{port}/good.json"),
+        "https://169.254.169.254/latest/meta-data.json".to_owned(),
+        "https://[::ffff:7f00:1]/x.json".to_owned(),
+        "https://10.0.0.1/x.json".to_owned(),
+    ] {
+        let r = browser.get(&authorize_url(&s, &target, "")).await;
+        assert_eq!(r.status, 400, "{target}: {}", r.text());
+        assert!(
+            r.text().contains("not a public address"),
+            "{target}: {}",
+            r.text()
+        );
+    }
+    // An allowlist refuses other hosts before anything is resolved.
+    let s = setup(
+        "ada@example.com",
+        &format!(
+            "    cimd: {{trust: allowlist, hosts: [claude.ai], insecure_test_loopback_ca: {cert}}}\n"
+        ),
+    );
+    let r = browser
+        .get(&authorize_url(&s, &format!("{host}/good.json"), ""))
+        .await;
+    assert_eq!(r.status, 400);
+    assert!(r.text().contains("not accepted here"), "{}", r.text());
+    // CIMD off: a URL client id is refused, never fetched.
+    let s = setup("ada@example.com", "");
+    let r = browser
+        .get(&authorize_url(&s, &format!("{host}/good.json"), ""))
+        .await;
+    assert_eq!(r.status, 400);
+    assert!(r.text().contains("must register"), "{}", r.text());
+}

@@ -59,6 +59,38 @@ function describe(err) {
 
 const REDIRECT_URL = "http://127.0.0.1:9/oauth/callback"; // never contacted
 
+// OAUTH_CIMD_CERT + OAUTH_CIMD_KEY (PEM files): identify by a Client ID Metadata
+// Document instead of registering. This script serves the document itself over
+// https on 127.0.0.1 and uses its URL as client_id.
+let clientMetadataUrl;
+if (process.env.OAUTH_CIMD_CERT && process.env.OAUTH_CIMD_KEY) {
+  const https = await import("node:https");
+  const fs = await import("node:fs");
+  const server = https.createServer(
+    { cert: fs.readFileSync(process.env.OAUTH_CIMD_CERT), key: fs.readFileSync(process.env.OAUTH_CIMD_KEY) },
+    (req, res) => {
+      if (req.url !== "/client-metadata.json") {
+        res.statusCode = 404;
+        res.end();
+        return;
+      }
+      res.setHeader("content-type", "application/json");
+      res.end(JSON.stringify({
+        client_id: clientMetadataUrl,
+        client_name: "gateway-e2e-cimd-client",
+        redirect_uris: [REDIRECT_URL],
+        grant_types: ["authorization_code", "refresh_token"],
+        response_types: ["code"],
+        token_endpoint_auth_method: "none",
+      }));
+      process.stderr.write("served the client metadata document\n");
+    },
+  );
+  await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+  server.unref();
+  clientMetadataUrl = `https://127.0.0.1:${server.address().port}/client-metadata.json`;
+}
+
 /** In-memory OAuthClientProvider that "redirects" by following the AS's redirects itself. */
 class AutoOAuthProvider {
   authCount = 0;
@@ -72,6 +104,9 @@ class AutoOAuthProvider {
 
   get redirectUrl() {
     return REDIRECT_URL;
+  }
+  get clientMetadataUrl() {
+    return clientMetadataUrl;
   }
   get clientMetadata() {
     return {

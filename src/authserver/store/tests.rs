@@ -1,0 +1,331 @@
+//! The store's behaviour, on every backend.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use super::sqlite::SQLITE_SWEEP_EVERY;
+use super::*;
+
+const TTL: Duration = Duration::from_secs(60);
+
+fn memory() -> (Store, Option<tempfile::TempDir>) {
+    (Store::Memory(MemoryStore::default()), None)
+}
+
+/// A store in a fresh file; the directory lives as long as the guard.
+fn sqlite() -> (Store, Option<tempfile::TempDir>) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("as.db")).unwrap();
+    (Store::Sqlite(store), Some(dir))
+}
+
+/// Runs each behaviour on a fresh store of every backend, as the tests
+/// `<behaviour>::memory` and `<behaviour>::sqlite`.
+macro_rules! on_every_backend {
+    ($flavor:meta: $($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[$flavor]
+            async fn memory() {
+                let (store, _dir) = super::memory();
+                super::$name(store).await;
+            }
+
+            #[$flavor]
+            async fn sqlite() {
+                let (store, _dir) = super::sqlite();
+                super::$name(store).await;
+            }
+        }
+    )*};
+}
+
+on_every_backend!(tokio::test:
+    take_hands_a_value_out_once,
+    spaces_are_separate_and_put_new_does_not_overwrite,
+    compare_and_set_fails_on_a_changed_value,
+    expired_values_are_gone,
+    delete_removes_a_value,
+);
+
+on_every_backend!(tokio::test(flavor = "multi_thread", worker_threads = 2):
+    racing_takes_get_one_value,
+    racing_swaps_let_one_win,
+);
+
+async fn take_hands_a_value_out_once(store: Store) {
+    store
+        .put(Space::Code, "c", b"v".to_vec(), TTL)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.take(Space::Code, "c").await.unwrap(),
+        Some(b"v".to_vec())
+    );
+    assert_eq!(store.take(Space::Code, "c").await.unwrap(), None);
+}
+
+async fn spaces_are_separate_and_put_new_does_not_overwrite(store: Store) {
+    assert!(
+        store
+            .put_new(Space::Client, "k", b"a".to_vec(), TTL)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .put_new(Space::Client, "k", b"b".to_vec(), TTL)
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.get(Space::Code, "k").await.unwrap(), None);
+    assert_eq!(
+        store.get(Space::Client, "k").await.unwrap(),
+        Some(b"a".to_vec())
+    );
+}
+
+async fn compare_and_set_fails_on_a_changed_value(store: Store) {
+    store
+        .put(Space::Refresh, "r", b"1".to_vec(), TTL)
+        .await
+        .unwrap();
+    assert!(
+        store
+            .compare_and_set(Space::Refresh, "r", b"1", b"2".to_vec(), TTL)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .compare_and_set(Space::Refresh, "r", b"1", b"3".to_vec(), TTL)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .compare_and_set(Space::Refresh, "absent", b"", b"3".to_vec(), TTL)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.get(Space::Refresh, "r").await.unwrap(),
+        Some(b"2".to_vec())
+    );
+    // An empty value is a value, not an absent one.
+    store
+        .put(Space::Refresh, "e", Vec::new(), TTL)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get(Space::Refresh, "e").await.unwrap(),
+        Some(Vec::new())
+    );
+    assert!(
+        store
+            .compare_and_set(Space::Refresh, "e", b"", b"x".to_vec(), TTL)
+            .await
+            .unwrap()
+    );
+}
+
+async fn expired_values_are_gone(store: Store) {
+    store
+        .put(Space::Code, "c", b"v".to_vec(), Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(store.get(Space::Code, "c").await.unwrap(), None);
+    assert_eq!(store.take(Space::Code, "c").await.unwrap(), None);
+    store
+        .put(Space::Refresh, "r", b"1".to_vec(), Duration::ZERO)
+        .await
+        .unwrap();
+    assert!(
+        !store
+            .compare_and_set(Space::Refresh, "r", b"1", b"2".to_vec(), TTL)
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .put_new(Space::Refresh, "r", b"3".to_vec(), TTL)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.get(Space::Refresh, "r").await.unwrap(),
+        Some(b"3".to_vec())
+    );
+}
+
+async fn delete_removes_a_value(store: Store) {
+    store
+        .put(Space::Client, "k", b"v".to_vec(), TTL)
+        .await
+        .unwrap();
+    store.delete(Space::Client, "k").await.unwrap();
+    store.delete(Space::Client, "never").await.unwrap();
+    assert_eq!(store.get(Space::Client, "k").await.unwrap(), None);
+}
+
+/// Tasks racing for one key: as with one code redeemed twice at once.
+const RACERS: usize = 16;
+
+async fn racing_takes_get_one_value(store: Store) {
+    let store = Arc::new(store);
+    store
+        .put(Space::Code, "c", b"v".to_vec(), TTL)
+        .await
+        .unwrap();
+    let tasks: Vec<_> = (0..RACERS)
+        .map(|_| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move { store.take(Space::Code, "c").await.unwrap() })
+        })
+        .collect();
+    let mut got = Vec::new();
+    for task in tasks {
+        got.extend(task.await.unwrap());
+    }
+    assert_eq!(got, vec![b"v".to_vec()]);
+}
+
+async fn racing_swaps_let_one_win(store: Store) {
+    let store = Arc::new(store);
+    store
+        .put(Space::Refresh, "r", b"0".to_vec(), TTL)
+        .await
+        .unwrap();
+    let tasks: Vec<_> = (0..RACERS)
+        .map(|i| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                let new = format!("new-{i}").into_bytes();
+                let won = store
+                    .compare_and_set(Space::Refresh, "r", b"0", new.clone(), TTL)
+                    .await
+                    .unwrap();
+                won.then_some(new)
+            })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    for task in tasks {
+        winners.extend(task.await.unwrap());
+    }
+    assert_eq!(winners.len(), 1, "{winners:?}");
+    assert_eq!(store.get(Space::Refresh, "r").await.unwrap(), winners.pop());
+}
+
+#[tokio::test]
+async fn sqlite_values_survive_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("as.db");
+    let store = Store::Sqlite(SqliteStore::open(&path).unwrap());
+    store
+        .put(Space::Client, "k", b"client".to_vec(), TTL)
+        .await
+        .unwrap();
+    store
+        .put(Space::Code, "gone", b"v".to_vec(), Duration::ZERO)
+        .await
+        .unwrap();
+    drop(store);
+
+    let store = Store::Sqlite(SqliteStore::open(&path).unwrap());
+    assert_eq!(
+        store.get(Space::Client, "k").await.unwrap(),
+        Some(b"client".to_vec())
+    );
+    assert_eq!(store.get(Space::Code, "gone").await.unwrap(), None);
+    assert_eq!(store.get(Space::Refresh, "k").await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn sqlite_sweeps_expired_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = SqliteStore::open(&dir.path().join("as.db")).unwrap();
+    let rows = |s: &SqliteStore| -> i64 {
+        let db = s.db.lock().unwrap();
+        db.conn
+            .query_row("SELECT count(*) FROM entries", [], |r| r.get(0))
+            .unwrap()
+    };
+    let store = Store::Sqlite(sqlite);
+    store
+        .put(Space::Code, "old", b"v".to_vec(), Duration::ZERO)
+        .await
+        .unwrap();
+    for _ in 1..SQLITE_SWEEP_EVERY - 1 {
+        store
+            .put(Space::Client, "live", b"v".to_vec(), TTL)
+            .await
+            .unwrap();
+    }
+    let Store::Sqlite(sqlite) = &store else {
+        unreachable!()
+    };
+    assert_eq!(rows(sqlite), 2, "no sweep before the Nth write");
+    store
+        .put(Space::Client, "live", b"v".to_vec(), TTL)
+        .await
+        .unwrap();
+    assert_eq!(rows(sqlite), 1, "the Nth write sweeps");
+}
+
+#[test]
+fn sqlite_refuses_a_missing_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing");
+    let Err(e) = SqliteStore::open(&missing.join("as.db")) else {
+        panic!("opened a file in a missing directory");
+    };
+    assert!(e.to_string().contains("does not exist"), "{e}");
+    assert!(!missing.exists());
+}
+
+#[test]
+fn sqlite_refuses_a_directory_as_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(SqliteStore::open(dir.path()).is_err());
+}
+
+#[test]
+fn sqlite_refuses_a_file_that_is_not_a_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("as.db");
+    std::fs::write(&path, b"not a database, just some text of a fair length").unwrap();
+    assert!(SqliteStore::open(&path).is_err());
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn sqlite_files_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("as.db");
+    let store = Store::Sqlite(SqliteStore::open(&path).unwrap());
+    store
+        .put(Space::Client, "k", b"v".to_vec(), TTL)
+        .await
+        .unwrap();
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&path), 0o600);
+    assert_eq!(mode(&dir.path().join("as.db-wal")), 0o600);
+    assert_eq!(mode(&dir.path().join("as.db-shm")), 0o600);
+}
+
+#[test]
+fn space_ids_are_distinct() {
+    let all = [
+        Space::Client,
+        Space::Pending,
+        Space::Transaction,
+        Space::Code,
+        Space::UsedCode,
+        Space::Refresh,
+        Space::RevokedFamily,
+        Space::Registrations,
+    ];
+    let ids: std::collections::HashSet<i64> = all.iter().map(|s| s.id()).collect();
+    assert_eq!(ids.len(), all.len());
+}
