@@ -6,8 +6,14 @@
 #
 #   bash deploy/quickstart.sh          # demo, then keep running (Ctrl-C stops)
 #   bash deploy/quickstart.sh --once   # demo, then stop
+#   bash deploy/quickstart.sh --sign-in [--once]   # the sign-in flow: built-in authorization
+#                                                  # server + a development identity provider
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+if [[ "${1:-}" == "--sign-in" ]]; then
+  shift
+  exec bash deploy/quickstart-sign-in.sh "$@"
+fi
 once=false
 [[ "${1:-}" == "--once" ]] && once=true
 

@@ -294,3 +294,25 @@ fn oidc_needs_an_issuer_and_openid_and_github_orgs_need_github() {
             .any(|p| p.path == "authorization_server.issuer")
     );
 }
+
+#[test]
+fn a_development_sign_in_listens_on_loopback_only() {
+    let dev = WITH_AS
+        .replace(
+            "issuer: https://mcp.example.com",
+            "issuer: http://127.0.0.1:8080",
+        )
+        .replace(
+            "resource: https://mcp.example.com/mcp",
+            "resource: http://127.0.0.1:8080/mcp",
+        );
+    assert!(load(&dev).is_ok());
+    let exposed = dev.replace("listen: 127.0.0.1:0", "listen: 0.0.0.0:8080");
+    let Err(ConfigError::Invalid(problems)) = load(&exposed) else {
+        panic!("a development sign-in on 0.0.0.0 must be refused");
+    };
+    assert!(
+        problems.iter().any(|p| p.path == "authorization_server"),
+        "{problems:?}"
+    );
+}

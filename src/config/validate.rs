@@ -140,6 +140,21 @@ pub(super) fn validate(
         .authorization_server
         .and_then(|a| super::authserver::validate(a, base_dir, &mut report))
         .map(Arc::new);
+    // A development sign-in (the server or its provider on plain http) is
+    // for one machine: it must not be reachable from others.
+    if let Some(a) = &authorization_server {
+        let http = a.issuer.starts_with("http://")
+            || a.upstream
+                .issuer
+                .as_ref()
+                .is_some_and(|u| u.scheme() == "http");
+        if http && !listen.ip().is_loopback() {
+            report.error(
+                "authorization_server",
+                "an http issuer or identity provider is for development: `listen` must then be a loopback address",
+            );
+        }
+    }
     if raw.issuers.is_empty() && authorization_server.is_none() {
         report.error(
             "issuers",
