@@ -11,6 +11,7 @@ use crate::ISS;
 use crate::support::peers::{self, Peer};
 use crate::support::{Gateway, GatewayBuilder, Reply, TestIssuer, send};
 
+mod conformance;
 mod idps;
 
 /// Where the scripted clients say they listen; nothing does.
@@ -143,14 +144,24 @@ impl Browser {
     /// Follows redirects from `reply` (the answer for `from`) until one
     /// leaves for `CLIENT_REDIRECT` (returned) or an answer is not a redirect
     /// (returned as `Err`).
-    async fn follow(&mut self, from: &str, mut reply: Reply) -> Result<String, Reply> {
+    async fn follow(&mut self, from: &str, reply: Reply) -> Result<String, Reply> {
+        self.follow_to(from, reply, CLIENT_REDIRECT).await
+    }
+
+    /// [`Browser::follow`], stopping at `redirect` instead.
+    async fn follow_to(
+        &mut self,
+        from: &str,
+        mut reply: Reply,
+        redirect: &str,
+    ) -> Result<String, Reply> {
         let mut current = url::Url::parse(from).unwrap();
         for _ in 0..12 {
             if !(300..400).contains(&reply.status) {
                 return Err(reply);
             }
             let location = reply.header("location").to_owned();
-            if location.starts_with(CLIENT_REDIRECT) {
+            if location.starts_with(redirect) {
                 return Ok(location);
             }
             current = current.join(&location).unwrap();
