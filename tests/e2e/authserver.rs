@@ -930,3 +930,15 @@ async fn metadata_documents_from_inside_the_network_or_off_the_allowlist_are_nev
     assert_eq!(r.status, 400);
     assert!(r.text().contains("must register"), "{}", r.text());
 }
+
+#[tokio::test]
+async fn the_python_sdk_oauth_client_signs_in_through_the_consent_page() {
+    let s = setup("ada@example.com", "");
+    s.gw.wait_ready().await;
+    let run = peers::py_oauth_client(
+        &s.resource,
+        &["call", "echo", r#"{"message":"from python"}"#],
+    );
+    run.assert_exit(0, &["RESULT", "Echo: from python", "SCOPE mcp:tools"]);
+    s.gw.wait_for_log("http://127.0.0.1:9/py-callback").await;
+}

@@ -302,6 +302,19 @@ pub fn py_client(url: &str, token: &str, args: &[&str], env: &[(&str, &str)]) ->
     )
 }
 
+/// The Python SDK's OAuth client (tests/peers/py_oauth_client.py): registers,
+/// consents, signs in and calls `args` (`call <tool> <json>`) at `url`.
+pub fn py_oauth_client(url: &str, args: &[&str]) -> ClientRun {
+    let python = dir().join(".venv/bin/python");
+    let mut all = vec![url];
+    all.extend_from_slice(args);
+    run(
+        Command::new(python).arg("py_oauth_client.py").args(&all),
+        &[],
+        describe("Python SDK OAuth client", args, &[]),
+    )
+}
+
 fn run_client(
     cmd: &mut Command,
     url: &str,
