@@ -468,7 +468,7 @@ impl AuthorizationServer {
             redirect_host: &redirect_host,
             loopback,
             resource: &resource,
-            resource_name: &resource,
+            resource_name: self.resource_names.get(&resource).unwrap_or(&resource),
             scopes: &scopes,
             idp_name: &idp_name,
             action: &action,

@@ -108,6 +108,9 @@ impl Idp {
 
     /// The provider's name for pages.
     pub(crate) fn display_name(&self) -> String {
+        if let Some(name) = &self.upstream().name {
+            return name.clone();
+        }
         match self.upstream().kind {
             IdpKind::Google => "Google".into(),
             IdpKind::Entra => "Microsoft".into(),

@@ -52,6 +52,8 @@ pub struct AuthorizationServer {
     /// (canonical form, configured form) of every route's resource: a
     /// request names the first, a token carries the second as `aud`.
     resources: Vec<(String, String)>,
+    /// Configured resource → the route's `resource_name`, for the consent page.
+    resource_names: std::collections::HashMap<String, String>,
     /// The issuer's path (`""` for a bare origin).
     base: String,
     store: Arc<Store>,
@@ -186,6 +188,11 @@ impl AuthorizationServer {
                 (canonical, r.resource.clone())
             })
             .collect();
+        let resource_names = config
+            .routes
+            .iter()
+            .filter_map(|r| Some((r.resource.clone(), r.resource_name.clone()?)))
+            .collect();
         let cimd = match &settings.cimd {
             Some(c) => Some(Arc::new(
                 cimd::CimdClients::new(c, config.limits.jwks_fetch_timeout)
@@ -201,6 +208,7 @@ impl AuthorizationServer {
         Ok(Some(Self {
             config: settings,
             resources,
+            resource_names,
             base,
             store,
             key,

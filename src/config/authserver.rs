@@ -89,6 +89,8 @@ pub struct UpstreamIdp {
     pub scopes: Vec<String>,
     /// The ID-token claim holding group names.
     pub groups_claim: String,
+    /// The provider's name on the consent page.
+    pub name: Option<String>,
 }
 
 /// A set of people (`login:` and `grants[].when:`): anyone who matches one
@@ -360,6 +362,7 @@ pub(super) fn validate(
             client_secret: Secret(up.client_secret.clone().into_bytes()),
             scopes,
             groups_claim,
+            name: up.name.clone(),
         },
         login,
         grants,

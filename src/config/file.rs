@@ -86,6 +86,8 @@ pub(super) struct RawUpstreamIdp {
     pub scopes: Option<Vec<String>>,
     /// The ID-token claim holding group names (default `groups`).
     pub groups_claim: Option<String>,
+    /// The provider's name on the consent page (default: from the kind).
+    pub name: Option<String>,
 }
 
 /// A set of people: `login:` and `grants[].when:`.

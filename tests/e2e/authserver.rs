@@ -50,7 +50,7 @@ fn setup_with(email: &str, login: &str, extra_as: &str) -> Setup {
         ],
     );
     let upstream = format!(
-        "kind: oidc\n    issuer: {}\n    client_id: mcp-gateway-upstream\n    \
+        "kind: oidc\n    name: Example SSO\n    issuer: {}\n    client_id: mcp-gateway-upstream\n    \
          client_secret: upstream-secret\n    scopes: [openid, email, groups, offline_access]",
         idp.url
     );
@@ -74,7 +74,8 @@ fn assemble(port: u16, idp: Peer, upstream: &str, login: &str, extra_as: &str) -
             "/mcp",
             &server.url,
             &resource,
-            "scopes_supported: [mcp:tools, mcp:admin]\nrequired_scopes: [mcp:tools]\n\
+            "resource_name: Everything demo server\n\
+             scopes_supported: [mcp:tools, mcp:admin]\nrequired_scopes: [mcp:tools]\n\
              policy:\n  tools: {echo: [], get-sum: [mcp:admin]}\n  unlisted: allow",
         )
         .extra(&format!(
@@ -200,8 +201,12 @@ fn enc(s: &str) -> String {
 }
 
 async fn register(s: &Setup, redirect_uris: &[&str]) -> Reply {
+    register_named(s, "e2e <b>client</b>", redirect_uris).await
+}
+
+async fn register_named(s: &Setup, name: &str, redirect_uris: &[&str]) -> Reply {
     let body = serde_json::json!({
-        "client_name": "e2e <b>client</b>",
+        "client_name": name,
         "redirect_uris": redirect_uris,
         "token_endpoint_auth_method": "none",
     });
@@ -941,4 +946,43 @@ async fn the_python_sdk_oauth_client_signs_in_through_the_consent_page() {
     );
     run.assert_exit(0, &["RESULT", "Echo: from python", "SCOPE mcp:tools"]);
     s.gw.wait_for_log("http://127.0.0.1:9/py-callback").await;
+}
+
+/// A real browser: Debian's Chromium, headless. The consent page renders,
+/// its cookie is kept (a `__Host-` cookie over http works on loopback, as in
+/// a person's browser), Continue posts the form and the browser comes back
+/// with a code. The screenshot is the one in docs/ (written when
+/// `UPDATE_SCREENSHOT=1`).
+#[tokio::test]
+async fn headless_chromium_renders_the_consent_page_and_signs_in() {
+    let s = setup("ada@example.com", "");
+    s.gw.wait_ready().await;
+    let reg = register_named(&s, "Example MCP client", &[CLIENT_REDIRECT]).await;
+    let client_id = reg.json()["client_id"].as_str().unwrap().to_owned();
+    let out = tempfile::tempdir().unwrap();
+    let shot = if std::env::var_os("UPDATE_SCREENSHOT").is_some() {
+        crate::support::repo_root().join("docs/consent-page.png")
+    } else {
+        out.path().join("consent.png")
+    };
+    let url = authorize_url(&s, &client_id, "");
+    let shot_str = shot.display().to_string();
+    let run = peers::chromium_consent(&url, CLIENT_REDIRECT, Some(&shot_str));
+    let run = run.assert_exit(0, &["TITLE Allow Example MCP client?", "REDIRECT "]);
+    let location = run
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("REDIRECT "))
+        .unwrap();
+    let q = query(location);
+    assert_eq!(q["state"], "st-1");
+    assert_eq!(q["iss"], s.issuer);
+    redeem(&s, &client_id, &q["code"])
+        .await
+        .assert_status(200, &["access_token"]);
+    let png = std::fs::read(&shot).unwrap();
+    assert!(
+        png.starts_with(b"\x89PNG") && png.len() > 10_000,
+        "a real screenshot"
+    );
 }

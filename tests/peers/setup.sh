@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs the real MCP test peers (Node + Python) used by the Rust e2e tests.
+# Installs the real test peers (Node, Python, Debian's chromium) used by the Rust e2e tests.
 # Idempotent and fast (< 1 s) when already installed.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
@@ -9,6 +9,15 @@ if [[ ! -d node_modules || package-lock.json -nt node_modules ]]; then
   echo "peers/setup.sh: npm ci" >&2
   npm ci --no-audit --no-fund --loglevel=error >/dev/null
   touch node_modules  # npm ci may leave the dir mtime older than the lock
+fi
+
+# ---- Debian: chromium (headless, for the consent page test) -------------------
+if ! command -v chromium >/dev/null 2>&1; then
+  SUDO=""
+  [[ $(id -u) -eq 0 ]] || SUDO=sudo
+  echo "peers/setup.sh: apt-get install chromium" >&2
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
 fi
 
 # ---- Python: mcp SDK (FastMCP/MCPServer server + client) ----------------------

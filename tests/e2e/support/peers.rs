@@ -315,6 +315,19 @@ pub fn py_oauth_client(url: &str, args: &[&str]) -> ClientRun {
     )
 }
 
+/// Headless Chromium at the consent page (tests/peers/chromium_consent.mjs):
+/// opens `authorize`, screenshots it to `screenshot` when given, presses
+/// Continue, and reports the redirect that starts with `redirect`.
+pub fn chromium_consent(authorize: &str, redirect: &str, screenshot: Option<&str>) -> ClientRun {
+    let mut args = vec![authorize, redirect];
+    args.extend(screenshot);
+    run(
+        Command::new("node").arg("chromium_consent.mjs").args(&args),
+        &[],
+        describe("headless Chromium", &["<authorize-url>"], &[]),
+    )
+}
+
 fn run_client(
     cmd: &mut Command,
     url: &str,
