@@ -238,6 +238,44 @@ fn key(p: &Principal) -> String {
     format!("{}\u{0}{owner}", p.issuer)
 }
 
+/// A rate per client network (IPv4 address, IPv6 /64), for endpoints that
+/// answer before anyone is authenticated (the authorization server's). Keys
+/// are pruned when more than `max_keys` are held.
+pub struct IpLimiter {
+    limiter: DefaultKeyedRateLimiter<IpAddr>,
+    max_keys: usize,
+    clock: DefaultClock,
+}
+
+impl IpLimiter {
+    /// `burst` at once, refilled at `count` per `period`.
+    pub fn new(count: NonZeroU32, period: Duration, burst: NonZeroU32, max_keys: usize) -> Self {
+        let per_cell = period / count.get();
+        let quota = Quota::with_period(per_cell)
+            .unwrap_or_else(|| Quota::per_second(count))
+            .allow_burst(burst);
+        Self {
+            limiter: RateLimiter::keyed(quota),
+            max_keys,
+            clock: DefaultClock::default(),
+        }
+    }
+
+    /// Counts one request from `ip`.
+    pub fn check(&self, ip: IpAddr) -> Result<(), Throttled> {
+        if self.limiter.len() > self.max_keys {
+            self.limiter.retain_recent();
+        }
+        self.limiter.check_key(&network(ip)).map_err(|not_until| {
+            let wait = not_until.wait_time_from(self.clock.now());
+            Throttled::Rate {
+                retry_after: wait.as_secs() + u64::from(wait.subsec_nanos() > 0),
+            }
+            .at_least_one()
+        })
+    }
+}
+
 /// IPv4 as is; IPv6 by /64, the unit one client usually controls.
 fn network(ip: IpAddr) -> IpAddr {
     match ip {

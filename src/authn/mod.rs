@@ -114,6 +114,10 @@ pub enum AuthnError {
     /// `aud` does not name this resource.
     #[error("token audience does not match this resource")]
     AudienceMismatch,
+    /// A token of the built-in authorization server on a route that does
+    /// not name it among its `authorization_servers`.
+    #[error("this route does not accept the gateway's own tokens")]
+    NotThisRoutesServer,
     /// The introspection endpoint says the token is not active.
     #[error("token is not active")]
     InactiveToken,
@@ -262,6 +266,15 @@ impl Authenticator {
         };
         // A cached token still goes through the route's audience check.
         jwt::check_audience(&principal, route)?;
+        // The built-in server's tokens count only where the route sends
+        // clients to it: a route that names another server keeps its own.
+        let built_in = self
+            .stores
+            .get(&principal.issuer)
+            .is_some_and(|s| s.issuer().keys == KeySource::BuiltIn);
+        if built_in && !route.authorization_servers.contains(&principal.issuer) {
+            return Err(AuthnError::NotThisRoutesServer);
+        }
         Ok(principal)
     }
 

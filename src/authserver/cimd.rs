@@ -71,7 +71,13 @@ pub(crate) struct CimdClients {
     client: Fetcher,
     timeout: Duration,
     cache: moka::future::Cache<String, Arc<Client>>,
+    /// Recent failures, briefly: a client id that failed is not fetched
+    /// again on every request (each would be a fresh outbound fetch).
+    failures: moka::future::Cache<String, CimdError>,
 }
+
+/// How long a failure is remembered.
+const FAILURE_TTL: Duration = Duration::from_secs(30);
 
 impl CimdClients {
     /// The fetcher for `settings`; reads the test CA if one is configured.
@@ -104,6 +110,10 @@ impl CimdClients {
                 .max_capacity(1000)
                 .time_to_live(CACHE_TTL)
                 .build(),
+            failures: moka::future::Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(FAILURE_TTL)
+                .build(),
         })
     }
 
@@ -122,13 +132,21 @@ impl CimdClients {
         if let Some(url::Host::Ipv6(ip)) = url.host() {
             check_ip(IpAddr::V6(ip), self.allow_loopback).map_err(CimdError::Fetch)?;
         }
-        self.cache
+        if let Some(failed) = self.failures.get(client_id).await {
+            return Err(failed);
+        }
+        let result = self
+            .cache
             .try_get_with(client_id.to_owned(), async {
                 let doc = self.fetch(&url).await?;
                 document(client_id, &doc).map(Arc::new)
             })
             .await
-            .map_err(|e: Arc<CimdError>| (*e).clone())
+            .map_err(|e: Arc<CimdError>| (*e).clone());
+        if let Err(e) = &result {
+            self.failures.insert(client_id.to_owned(), e.clone()).await;
+        }
+        result
     }
 
     async fn fetch(&self, url: &Url) -> Result<bytes::Bytes, CimdError> {
@@ -168,6 +186,19 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         source = s.source();
     }
     out
+}
+
+impl CimdError {
+    /// What the person may be shown: the rule that failed, never what the
+    /// network answered (names resolved, ports probed, TLS errors stay in
+    /// the log).
+    pub(crate) fn public(&self) -> String {
+        match self {
+            Self::BadUrl(_) | Self::NotTrusted(_) => self.to_string(),
+            Self::Fetch(_) => "the client's metadata document could not be fetched".into(),
+            Self::Invalid(_) => "the client's metadata document is invalid".into(),
+        }
+    }
 }
 
 /// Whether `client_id` is a document URL at all (as opposed to a

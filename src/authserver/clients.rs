@@ -93,7 +93,7 @@ impl Registration {
             .client_name
             .map(|n| {
                 n.chars()
-                    .filter(|c| !c.is_control())
+                    .filter(|c| !is_hidden(*c))
                     .take(100)
                     .collect::<String>()
             })
@@ -184,6 +184,16 @@ fn path_as_written(uri: &str) -> &str {
     after_scheme.find('/').map_or("/", |i| &after_scheme[i..])
 }
 
+/// Characters that would let a name disguise itself on the consent page:
+/// controls, and Unicode format characters (bidi overrides and isolates,
+/// zero-width joiners and spaces, soft hyphen, BOM).
+pub(crate) fn is_hidden(c: char) -> bool {
+    c.is_control()
+        || matches!(c,
+            '\u{00AD}' | '\u{061C}' | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{206F}' | '\u{FEFF}' | '\u{FFF9}'..='\u{FFFB}')
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -252,6 +262,17 @@ mod tests {
             ]
         );
         assert_eq!(client.client_name.as_deref(), Some("Cursor"));
+        let spoof: Registration = serde_json::from_value(serde_json::json!({
+            "redirect_uris": ["https://x.example/cb"],
+            "client_name": "Claude\u{202E}edoC\u{200B}"
+        }))
+        .unwrap();
+        let named = spoof.into_client("id".into()).unwrap();
+        assert_eq!(
+            named.client_name.as_deref(),
+            Some("ClaudeedoC"),
+            "no bidi override, no zero width"
+        );
 
         let none: Registration = serde_json::from_value(
             serde_json::json!({"redirect_uris": ["http://evil.example/cb"]}),

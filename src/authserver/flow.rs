@@ -38,8 +38,10 @@ const PENDING_TTL: Duration = Duration::from_secs(600);
 pub(super) const CODE_TTL: Duration = Duration::from_secs(60);
 /// Largest form or registration body.
 const MAX_FORM: usize = 16 * 1024;
-/// Registrations per client IP per hour.
-const REGISTRATIONS_PER_HOUR: u32 = 20;
+/// Longest `state` a client may send (it is stored until the callback).
+const MAX_STATE: usize = 512;
+/// Longest `scope` a client may send.
+const MAX_SCOPE: usize = 1024;
 
 /// An authorization request awaiting consent, then the provider.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -239,19 +241,13 @@ impl AuthorizationServer {
         if !self.config.dynamic_registration {
             return Err(OAuthError::invalid_request("dynamic registration is off"));
         }
-        // A fixed window per client address, kept in the store.
-        let window = format!("{peer}:{}", now_secs() / 3600);
-        let count: u32 = self.load(Space::Registrations, &window).await?.unwrap_or(0);
-        if count >= REGISTRATIONS_PER_HOUR {
-            return Err(OAuthError::too_many_requests());
-        }
-        self.save(
-            Space::Registrations,
-            &window,
-            &(count + 1),
-            Duration::from_secs(3600),
-        )
-        .await?;
+        // Per client network (IPv6 /64), counted atomically in this process.
+        // Behind a proxy every client shares the proxy's address: size the
+        // limit for that, or register clients ahead of time.
+        self.limits
+            .register
+            .check(peer)
+            .map_err(|_| OAuthError::too_many_requests())?;
         let bytes = body::read_capped(req.into_body(), MAX_FORM, Duration::from_secs(10))
             .await
             .map_err(|e| OAuthError::invalid_client_metadata(e.to_string()))?;
@@ -309,7 +305,7 @@ impl AuthorizationServer {
                     Err(error_page(
                         StatusCode::BAD_REQUEST,
                         "Application not accepted",
-                        &e.to_string(),
+                        &e.public(),
                     ))
                 }
             };
@@ -373,16 +369,24 @@ impl AuthorizationServer {
             }
         };
         let state = get("state").map(str::to_owned);
-        // From here on, errors go back to the client (RFC 6749 §4.1.2.1).
+        // Before the person has seen the consent page, a bad request is shown
+        // as a page, never redirected: anyone may register a redirect URI, and
+        // an automatic redirect from this origin would serve phishing or a
+        // dangerous URI scheme (RFC 9700 §4.11.2). The page names the RFC code.
         let back = |code: &str, description: &str| {
-            client_error_redirect(
-                &redirect_uri,
-                code,
-                description,
-                state.as_deref(),
-                &self.config.issuer,
+            error_page(
+                StatusCode::BAD_REQUEST,
+                "Invalid sign-in request",
+                &format!(
+                    "{description} ({code}). The application sent a request this server refuses."
+                ),
             )
         };
+        if state.as_ref().is_some_and(|s| s.len() > MAX_STATE)
+            || get("scope").is_some_and(|s| s.len() > MAX_SCOPE)
+        {
+            return back("invalid_request", "state or scope is too long");
+        }
         if get("response_type") != Some("code") {
             return back("unsupported_response_type", "response_type must be code");
         }
@@ -458,8 +462,16 @@ impl AuthorizationServer {
             .unwrap_or_default();
         let loopback = redirect.as_ref().is_some_and(|u| {
             u.scheme() == "http"
-                && matches!(u.host_str(), Some("127.0.0.1" | "[::1]" | "localhost"))
+                && match u.host() {
+                    Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+                    Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+                    Some(url::Host::Domain(d)) => d == "localhost",
+                    None => false,
+                }
         });
+        // Asking for no scope gets every scope the person's grants give:
+        // the page lists them all.
+        let all_scopes = self.scopes_supported();
         let action = self.endpoint("consent");
         let idp_name = self.idp.display_name();
         let html = pages::Consent {
@@ -469,7 +481,11 @@ impl AuthorizationServer {
             loopback,
             resource: &resource,
             resource_name: self.resource_names.get(&resource).unwrap_or(&resource),
-            scopes: &scopes,
+            scopes: if scopes.is_empty() {
+                &all_scopes
+            } else {
+                &scopes
+            },
             idp_name: &idp_name,
             action: &action,
             pending: &pending_id,

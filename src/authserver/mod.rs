@@ -15,6 +15,7 @@
 //! plane sends: JSON errors with RFC codes, HTML pages, redirects).
 
 use std::net::IpAddr;
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,10 +27,12 @@ use crate::authn::KeySet;
 use crate::body::Body;
 use crate::config::{AuthServer, Config, StoreSetting};
 use crate::http_client::HttpClient;
+use crate::throttle::IpLimiter;
 
 mod cimd;
 mod clients;
 mod flow;
+mod github;
 mod idp;
 mod keys;
 mod pages;
@@ -63,6 +66,32 @@ pub struct AuthorizationServer {
     sealer: Arc<seal::Sealer>,
     /// Client ID Metadata Documents, when accepted.
     cimd: Option<Arc<cimd::CimdClients>>,
+    /// Per-network rates of the unauthenticated endpoints (kept across reloads).
+    limits: Arc<Limits>,
+}
+
+/// The rates of the endpoints anyone can call, per client network (IPv4
+/// address, IPv6 /64). Each request to `/authorize` stores a pending
+/// record, so this bounds the store as well as the work.
+pub(crate) struct Limits {
+    /// `/authorize`, `/consent`, `/callback`: 60 a minute, 30 at once.
+    pub(crate) browser: IpLimiter,
+    /// `/register`: 20 an hour.
+    pub(crate) register: IpLimiter,
+    /// `/token`, `/revoke`: 120 a minute, 60 at once.
+    pub(crate) token: IpLimiter,
+}
+
+impl Limits {
+    fn new() -> Self {
+        let n = |v: u32| NonZeroU32::new(v).unwrap_or(NonZeroU32::MIN);
+        let minute = Duration::from_secs(60);
+        Self {
+            browser: IpLimiter::new(n(60), minute, n(30), 100_000),
+            register: IpLimiter::new(n(20), Duration::from_secs(3600), n(20), 100_000),
+            token: IpLimiter::new(n(120), minute, n(60), 100_000),
+        }
+    }
 }
 
 /// Why the server could not start.
@@ -179,18 +208,22 @@ impl AuthorizationServer {
         let base = url::Url::parse(&settings.issuer)
             .map(|u| u.path().trim_end_matches('/').to_owned())
             .unwrap_or_default();
-        let resources = config
-            .routes
-            .iter()
+        // Only the routes that send clients here: a route that names another
+        // authorization server is never given a token by this one.
+        let ours = || {
+            config
+                .routes
+                .iter()
+                .filter(|r| r.authorization_servers.contains(&settings.issuer))
+        };
+        let resources = ours()
             .map(|r| {
                 let canonical =
                     canonical_resource(&r.resource).unwrap_or_else(|| r.resource.clone());
                 (canonical, r.resource.clone())
             })
             .collect();
-        let resource_names = config
-            .routes
-            .iter()
+        let resource_names = ours()
             .filter_map(|r| Some((r.resource.clone(), r.resource_name.clone()?)))
             .collect();
         let cimd = match &settings.cimd {
@@ -216,6 +249,7 @@ impl AuthorizationServer {
             cookies,
             sealer,
             cimd,
+            limits: previous.map_or_else(|| Arc::new(Limits::new()), |p| p.limits.clone()),
         }))
     }
 
@@ -254,6 +288,14 @@ impl AuthorizationServer {
             .strip_prefix(&self.base)
             .and_then(|p| p.strip_prefix(PREFIX))
             .unwrap_or_default();
+        let limiter = match name {
+            "/authorize" | "/consent" | "/callback" => Some(&self.limits.browser),
+            "/token" | "/revoke" => Some(&self.limits.token),
+            _ => None,
+        };
+        if let Some(Err(throttled)) = limiter.map(|l| l.check(peer)) {
+            return respond::too_many(&throttled);
+        }
         match (req.method().clone(), name) {
             (Method::GET, "/jwks") => json_ok(&self.key.jwks()),
             (Method::POST, "/register") => self.register(req, peer).await,

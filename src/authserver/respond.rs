@@ -155,3 +155,19 @@ pub(crate) fn redirect(location: &str, set_cookie: Option<String>) -> Response<B
     }
     resp
 }
+
+/// 429 with `Retry-After` for a client over its rate.
+pub(crate) fn too_many(throttled: &crate::throttle::Throttled) -> Response<Body> {
+    let mut resp = OAuthError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "slow_down",
+        "too many requests from this address; retry later",
+    )
+    .into_response();
+    if let crate::throttle::Throttled::Rate { retry_after } = throttled {
+        if let Ok(v) = HeaderValue::from_str(&retry_after.to_string()) {
+            resp.headers_mut().insert(http::header::RETRY_AFTER, v);
+        }
+    }
+    resp
+}

@@ -38,6 +38,9 @@ struct RefreshRecord {
     successor: Option<String>,
     /// The provider's refresh token, sealed.
     upstream_refresh: Option<String>,
+    /// Replaced by a retry within the grace: presenting it revokes the family.
+    #[serde(default)]
+    superseded: bool,
 }
 
 /// RFC 9068 access-token claims.
@@ -148,6 +151,7 @@ impl AuthorizationServer {
             rotated_at: None,
             successor: None,
             upstream_refresh: grant.upstream_refresh.clone(),
+            superseded: false,
         };
         self.issue(record, "code").await
     }
@@ -186,14 +190,52 @@ impl AuthorizationServer {
             }
         }
         let now = now_secs();
+        if record.superseded {
+            return Err(self
+                .reuse_detected(&record, "a successor replaced by a retry")
+                .await);
+        }
         if let Some(rotated_at) = record.rotated_at {
             let grace = self.config.refresh_reuse_grace.as_secs();
             if now.saturating_sub(rotated_at) > grace {
-                self.revoke_family(&record.family).await?;
-                tracing::warn!(target: "mcp_auth_gateway::audit", event = "token", outcome = "refresh_reused", family = %record.family, user = %record.identity.subject);
-                return Err(OAuthError::invalid_grant(
-                    "the refresh token was already used; its family is revoked",
-                ));
+                return Err(self.reuse_detected(&record, "after the grace").await);
+            }
+            // A retry within the grace is a client that lost the response:
+            // its successor must be unused, and becomes a tombstone (showing
+            // it later revokes the family). Otherwise two chains would live on.
+            if let Some(successor) = &record.successor {
+                let found = self
+                    .store
+                    .get(Space::Refresh, successor)
+                    .await
+                    .map_err(|e| OAuthError::unavailable(e.to_string()))?;
+                if let Some(raw) = found {
+                    {
+                        let next: RefreshRecord = serde_json::from_slice(&raw)
+                            .map_err(|_| OAuthError::invalid_grant("unreadable refresh token"))?;
+                        if next.rotated_at.is_some() || next.superseded {
+                            return Err(self
+                                .reuse_detected(&record, "its successor was already used")
+                                .await);
+                        }
+                        let tomb = RefreshRecord {
+                            superseded: true,
+                            ..next
+                        };
+                        let tomb = serde_json::to_vec(&tomb).unwrap_or_default();
+                        let ttl = self.family_ttl(&record);
+                        let swapped = self
+                            .store
+                            .compare_and_set(Space::Refresh, successor, &raw, tomb, ttl)
+                            .await
+                            .map_err(|e| OAuthError::unavailable(e.to_string()))?;
+                        if !swapped {
+                            return Err(self
+                                .reuse_detected(&record, "its successor was used meanwhile")
+                                .await);
+                        }
+                    }
+                }
             }
         }
         // Ask the provider about the person again (when it gave the gateway a
@@ -245,13 +287,6 @@ impl AuthorizationServer {
                 "the refresh token was used concurrently; retry with the newest one",
             ));
         }
-        // A retry within the grace replaces the successor the lost response held.
-        if let Some(previous) = &record.successor {
-            self.store
-                .delete(Space::Refresh, previous)
-                .await
-                .map_err(|e| OAuthError::unavailable(e.to_string()))?;
-        }
         let next = RefreshRecord {
             scopes,
             identity,
@@ -301,6 +336,16 @@ impl AuthorizationServer {
             }
             Err(e) => Err(OAuthError::unavailable(e.to_string())),
         }
+    }
+
+    /// A refresh token presented when it must not be: the family is revoked
+    /// (both the thief's and the owner's tokens die) and the event audited.
+    async fn reuse_detected(&self, record: &RefreshRecord, why: &'static str) -> OAuthError {
+        if let Err(e) = self.revoke_family(&record.family).await {
+            return e;
+        }
+        tracing::warn!(target: "mcp_auth_gateway::audit", event = "token", outcome = "refresh_reused", why, family = %record.family, user = %record.identity.subject);
+        OAuthError::invalid_grant("the refresh token was already used; its family is revoked")
     }
 
     fn family_ttl(&self, record: &RefreshRecord) -> Duration {

@@ -91,6 +91,10 @@ pub struct UpstreamIdp {
     pub groups_claim: String,
     /// The provider's name on the consent page.
     pub name: Option<String>,
+    /// GitHub: the web origin (`/login/oauth/…`), with a trailing slash.
+    pub web_url: Url,
+    /// GitHub: the REST API base, with a trailing slash.
+    pub api_url: Url,
 }
 
 /// A set of people (`login:` and `grants[].when:`): anyone who matches one
@@ -203,12 +207,27 @@ pub(super) fn validate(
         (_, Some(s)) => issuer_url(s, &format!("{up_path}.issuer"), report),
         (None | Some(IdpKind::Github), None) => None,
     };
-    if kind == Some(IdpKind::Github) {
-        report.error(
-            format!("{up_path}.kind"),
-            "the GitHub connector is not built yet; use oidc, google or entra",
-        );
-    }
+    let github_url = |key: &str, raw: Option<&String>, default: &str, report: &mut Report| {
+        if raw.is_some() && kind.is_some_and(|k| k != IdpKind::Github) {
+            report.error(format!("{up_path}.{key}"), "only for kind github");
+        }
+        let text = raw.map_or(default, String::as_str);
+        // With a trailing slash, so that `join` appends rather than replaces.
+        let text = format!("{}/", text.trim_end_matches('/'));
+        issuer_url(
+            text.trim_end_matches('/'),
+            &format!("{up_path}.{key}"),
+            report,
+        )
+        .and_then(|_| Url::parse(&text).ok())
+    };
+    let web_url = github_url("web_url", up.web_url.as_ref(), "https://github.com", report);
+    let api_url = github_url(
+        "api_url",
+        up.api_url.as_ref(),
+        "https://api.github.com",
+        report,
+    );
     if up.client_id.is_empty() || up.client_secret.is_empty() {
         report.error(&up_path, "client_id and client_secret must not be empty");
     }
@@ -363,6 +382,8 @@ pub(super) fn validate(
             scopes,
             groups_claim,
             name: up.name.clone(),
+            web_url: web_url?,
+            api_url: api_url?,
         },
         login,
         grants,

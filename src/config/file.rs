@@ -88,6 +88,10 @@ pub(super) struct RawUpstreamIdp {
     pub groups_claim: Option<String>,
     /// The provider's name on the consent page (default: from the kind).
     pub name: Option<String>,
+    /// GitHub only: the web origin (default `https://github.com`).
+    pub web_url: Option<String>,
+    /// GitHub only: the REST API base (default `https://api.github.com`).
+    pub api_url: Option<String>,
 }
 
 /// A set of people: `login:` and `grants[].when:`.

@@ -78,6 +78,15 @@ fn assemble(port: u16, idp: Peer, upstream: &str, login: &str, extra_as: &str) -
              scopes_supported: [mcp:tools, mcp:admin]\nrequired_scopes: [mcp:tools]\n\
              policy:\n  tools: {echo: [], get-sum: [mcp:admin]}\n  unlisted: allow",
         )
+        // A route that names another authorization server: the built-in one
+        // must neither mint tokens for it nor have its tokens accepted there,
+        // even when the audience would pass (it lists /mcp's resource).
+        .route(
+            "/corp",
+            &server.url,
+            &format!("{issuer}/corp"),
+            &format!("authorization_servers: [\"{ISS}\"]\naudiences: [\"{resource}\"]"),
+        )
         .extra(&format!(
             "authorization_server:\n  issuer: {issuer}\n  store: memory\n  upstream:\n    \
              {upstream}\n  login:\n    {login}\n  grants:\n    - scopes: [mcp:tools]\n    \
@@ -468,6 +477,21 @@ async fn a_person_signs_in_calls_a_tool_refreshes_and_replays_are_punished() {
     let r = initialize(&s, access).await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert!(r.text().contains("serverInfo"), "{}", r.text());
+    // Not on a route that sends clients to another authorization server,
+    // although the audience would match there.
+    let corp = send(
+        "POST",
+        &s.gw.url("/corp"),
+        &[
+            ("authorization", &format!("Bearer {access}")),
+            ("content-type", "application/json"),
+            ("accept", "application/json, text/event-stream"),
+        ],
+        r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#,
+    )
+    .await;
+    assert_eq!(corp.status, 401, "{}", corp.text());
+    assert!(corp.header("www-authenticate").contains("invalid_token"));
     // Not a token for anything else: the same JWT with a tampered audience fails.
     let forged = initialize(&s, &format!("{access}x")).await;
     assert_eq!(forged.status, 401);
@@ -488,7 +512,9 @@ async fn a_person_signs_in_calls_a_tool_refreshes_and_replays_are_punished() {
         200
     );
     // Within the grace (a lost response), the old token gets a new successor
-    // and the one the lost response carried stops working.
+    // and the one the lost response carried becomes a tombstone: shown
+    // later, it revokes the family (it was not lost after all, so two
+    // parties hold the family).
     let retry = refresh(&s, &client_id, &first_refresh)
         .await
         .assert_status(200, &[])
@@ -496,16 +522,59 @@ async fn a_person_signs_in_calls_a_tool_refreshes_and_replays_are_punished() {
     let third_refresh = retry["refresh_token"].as_str().unwrap().to_owned();
     refresh(&s, &client_id, &second_refresh)
         .await
-        .assert_status(400, &["invalid_grant"]);
-    // After the grace, reuse revokes the family: the newest token dies too.
-    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
-    refresh(&s, &client_id, &first_refresh)
-        .await
         .assert_status(400, &["invalid_grant", "already used"]);
     refresh(&s, &client_id, &third_refresh)
         .await
         .assert_status(400, &["invalid_grant", "revoked"]);
-    s.gw.wait_for_log("refresh_reused").await;
+    s.gw.wait_for_log("a successor replaced by a retry").await;
+
+    // Within the grace, a replay whose successor was already used (the
+    // chain moved on) is a thief: the family is revoked, not forked.
+    let mut chain = Vec::new();
+    let location = sign_in(&s, &mut browser, &client_id, "")
+        .await
+        .unwrap_or_else(|r| panic!("{}", r.text()));
+    let t = redeem(&s, &client_id, &query(&location)["code"])
+        .await
+        .json();
+    chain.push(t["refresh_token"].as_str().unwrap().to_owned());
+    for _ in 0..2 {
+        let last = chain.last().unwrap().clone();
+        let t = refresh(&s, &client_id, &last)
+            .await
+            .assert_status(200, &[])
+            .json();
+        chain.push(t["refresh_token"].as_str().unwrap().to_owned());
+    }
+    refresh(&s, &client_id, &chain[0])
+        .await
+        .assert_status(400, &["invalid_grant", "already used"]);
+    refresh(&s, &client_id, &chain[2])
+        .await
+        .assert_status(400, &["invalid_grant", "revoked"]);
+    s.gw.wait_for_log("its successor was already used").await;
+
+    // After the grace, reuse revokes the family: the newest token dies too.
+    let location = sign_in(&s, &mut browser, &client_id, "")
+        .await
+        .unwrap_or_else(|r| panic!("{}", r.text()));
+    let t = redeem(&s, &client_id, &query(&location)["code"])
+        .await
+        .json();
+    let old = t["refresh_token"].as_str().unwrap().to_owned();
+    let t = refresh(&s, &client_id, &old)
+        .await
+        .assert_status(200, &[])
+        .json();
+    let newest = t["refresh_token"].as_str().unwrap().to_owned();
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    refresh(&s, &client_id, &old)
+        .await
+        .assert_status(400, &["invalid_grant", "already used"]);
+    refresh(&s, &client_id, &newest)
+        .await
+        .assert_status(400, &["invalid_grant", "revoked"]);
+    s.gw.wait_for_log("after the grace").await;
 
     // A code is single use, and a replay revokes what the first use produced.
     let location = sign_in(&s, &mut browser, &client_id, "")
@@ -552,7 +621,8 @@ async fn authorization_requests_that_break_a_rule_are_refused() {
     );
     assert_eq!(browser.get(&other_port).await.status, 200);
 
-    // Rule breaks once the client is known go back to it with the RFC code.
+    // Rule breaks before consent: a page naming the RFC code, never a
+    // redirect (anyone can register a redirect URI).
     let cases = [
         (
             "",
@@ -580,17 +650,22 @@ async fn authorization_requests_that_break_a_rule_are_refused() {
             url = url.replacen(from, to, 1);
         }
         let r = browser.get(&url).await;
-        let location = r.header("location");
+        assert_eq!(r.status, 400, "{url}: {}", r.text());
+        assert!(r.header("location").is_empty(), "{url} redirected");
         assert!(
-            location.starts_with(CLIENT_REDIRECT),
-            "{url}: {} {}",
-            r.status,
+            r.text().contains(&format!("({code})")),
+            "{url}: {}",
             r.text()
         );
-        let q = query(location);
-        assert_eq!(q["error"], code, "{url}");
-        assert_eq!(q["iss"], s.issuer);
     }
+    let long_state = authorize_url(&s, &client_id, "")
+        .replace("state=st-1", &format!("state={}", "s".repeat(600)));
+    assert_eq!(browser.get(&long_state).await.status, 400);
+    // A route that names another authorization server gets no token here.
+    let corp = format!("&resource={}", enc(&format!("{}/corp", s.issuer)));
+    let r = browser.get(&authorize_url(&s, &client_id, &corp)).await;
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.text().contains("(invalid_target)"), "{}", r.text());
     // The resource named with another case and a trailing slash is the same route.
     let same = format!(
         "&resource={}",
@@ -866,18 +941,27 @@ async fn clients_identified_by_a_metadata_document_sign_in_and_ssrf_is_refused()
         "{}",
         page.text()
     );
-    for (path, why) in [
-        ("/other.json", "not its own URL"),
-        ("/big.json", "exceeds"),
-        ("/redirect.json", "302"),
-        ("/missing.json", "404"),
+    // The page says which rule failed, never what the network answered; the
+    // detail is in the log.
+    for (path, shown, logged) in [
+        ("/other.json", "is invalid", "not its own URL"),
+        ("/big.json", "could not be fetched", "exceeds"),
+        ("/redirect.json", "could not be fetched", "302"),
+        ("/missing.json", "could not be fetched", "404"),
     ] {
         let r = browser
             .get(&authorize_url(&s, &format!("{host}{path}"), ""))
             .await;
         assert_eq!(r.status, 400, "{path}: {}", r.text());
-        assert!(r.text().contains(why), "{path}: {}", r.text());
+        assert!(r.text().contains(shown), "{path}: {}", r.text());
+        assert!(
+            !r.text().contains(logged),
+            "{path} leaks detail: {}",
+            r.text()
+        );
         assert!(r.header("location").is_empty());
+        s.gw.wait_for_log(&format!("client_id={host}{path}")).await;
+        s.gw.wait_for_log(logged).await;
     }
     // URL rules, before any fetch.
     for bad in [
@@ -910,11 +994,18 @@ async fn metadata_documents_from_inside_the_network_or_off_the_allowlist_are_nev
         let r = browser.get(&authorize_url(&s, &target, "")).await;
         assert_eq!(r.status, 400, "{target}: {}", r.text());
         assert!(
-            r.text().contains("not a public address"),
+            r.text().contains("could not be fetched"),
             "{target}: {}",
             r.text()
         );
+        assert!(
+            !r.text().contains("public address"),
+            "detail only in the log"
+        );
     }
+    s.gw.wait_for_log("169.254.169.254 is not a public address")
+        .await;
+    s.gw.wait_for_log("127.0.0.1 is not a public address").await;
     // An allowlist refuses other hosts before anything is resolved.
     let s = setup(
         "ada@example.com",

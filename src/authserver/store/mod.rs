@@ -4,7 +4,7 @@
 //! One narrow interface with the atomic operations the protocol needs:
 //! put with expiry, put-if-absent, get, take (read and delete at once: a
 //! code is used once even when two requests race), compare-and-set (refresh
-//! rotation), delete. Callers store secrets only as hashes. Values are
+//! rotation). Callers store secrets only as hashes. Values are
 //! opaque bytes (JSON records of the callers).
 //!
 //! Two backends implement it: `memory` (tests; lost on restart) and the
@@ -40,8 +40,6 @@ pub(crate) enum Space {
     Refresh,
     /// Revoked refresh-token families, by family id.
     RevokedFamily,
-    /// DCR registrations per client IP, for the rate limit.
-    Registrations,
     /// The server's signing key (sealed PKCS#8).
     Key,
 }
@@ -59,7 +57,7 @@ impl Space {
             Self::UsedCode => 5,
             Self::Refresh => 6,
             Self::RevokedFamily => 7,
-            Self::Registrations => 8,
+            // 8 was the registration counter: never reuse it.
             Self::Key => 9,
         }
     }
@@ -144,17 +142,6 @@ impl Store {
         match self {
             Self::Memory(m) => m.compare_and_set(space, key, expected, new, ttl),
             Self::Sqlite(s) => s.compare_and_set(space, key, expected, new, ttl).await,
-        }
-    }
-
-    /// Deletes `key`.
-    pub(crate) async fn delete(&self, space: Space, key: &str) -> Result<(), StoreError> {
-        match self {
-            Self::Memory(m) => {
-                m.take(space, key)?;
-                Ok(())
-            }
-            Self::Sqlite(s) => s.delete(space, key).await,
         }
     }
 }

@@ -241,17 +241,6 @@ impl SqliteStore {
         })
         .await
     }
-
-    pub(super) async fn delete(&self, space: Space, key: &str) -> Result<(), StoreError> {
-        let key = key.to_owned();
-        self.run(move |db, _| {
-            db.conn
-                .prepare_cached("DELETE FROM entries WHERE space = ?1 AND key = ?2")?
-                .execute(params![space.id(), key])?;
-            Ok(())
-        })
-        .await
-    }
 }
 
 impl Db {
