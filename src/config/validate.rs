@@ -147,7 +147,9 @@ pub(super) fn validate(
             || a.upstream
                 .issuer
                 .as_ref()
-                .is_some_and(|u| u.scheme() == "http");
+                .is_some_and(|u| u.scheme() == "http")
+            || a.upstream.web_url.scheme() == "http"
+            || a.upstream.api_url.scheme() == "http";
         if http && !listen.ip().is_loopback() {
             report.error(
                 "authorization_server",

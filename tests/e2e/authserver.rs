@@ -54,7 +54,14 @@ fn setup_with(email: &str, login: &str, extra_as: &str) -> Setup {
          client_secret: upstream-secret\n    scopes: [openid, email, groups, offline_access]",
         idp.url
     );
-    let mut s = assemble(port, idp, &upstream, login, extra_as);
+    let mut s = assemble(
+        port,
+        idp,
+        &upstream,
+        login,
+        "{groups: [mcp-admins]}",
+        extra_as,
+    );
     s.groups_file = groups_file;
     s
 }
@@ -62,7 +69,14 @@ fn setup_with(email: &str, login: &str, extra_as: &str) -> Setup {
 /// The gateway on `port` with the built-in server signing people in at
 /// `idp` (`upstream`: the YAML of the upstream block, its lines after the
 /// first indented four spaces), in front of server-everything.
-fn assemble(port: u16, idp: Peer, upstream: &str, login: &str, extra_as: &str) -> Setup {
+fn assemble(
+    port: u16,
+    idp: Peer,
+    upstream: &str,
+    login: &str,
+    admins: &str,
+    extra_as: &str,
+) -> Setup {
     let issuer = format!("http://127.0.0.1:{port}");
     let resource = format!("{issuer}/mcp");
     let server = peers::server_everything();
@@ -90,7 +104,7 @@ fn assemble(port: u16, idp: Peer, upstream: &str, login: &str, extra_as: &str) -
         .extra(&format!(
             "authorization_server:\n  issuer: {issuer}\n  store: memory\n  upstream:\n    \
              {upstream}\n  login:\n    {login}\n  grants:\n    - scopes: [mcp:tools]\n    \
-             - when: {{groups: [mcp-admins]}}\n      scopes: [mcp:admin]\n  clients:\n    \
+             - when: {admins}\n      scopes: [mcp:admin]\n  clients:\n    \
              dynamic_registration: true\n{extra_as}"
         ))
         .spawn();

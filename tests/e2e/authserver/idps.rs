@@ -1,8 +1,10 @@
 //! The Google and Entra ID connectors against npm `oauth2-mock-server`
-//! shaped as each provider (tests/peers/oauth2_mock_idp.mjs): who each one
-//! lets in, the stable subject, and what is (not) sent upstream.
+//! shaped as each provider (tests/peers/oauth2_mock_idp.mjs), and the GitHub
+//! connector against a test double written to GitHub's documented API
+//! (tests/peers/github_double.mjs; GitHub cannot be reached from here): who
+//! each one lets in, the stable subject, and what is (not) sent upstream.
 
-use super::{Browser, CLIENT_REDIRECT, assemble, query, redeem, register, sign_in};
+use super::{Browser, CLIENT_REDIRECT, assemble, query, redeem, refresh, register, sign_in};
 use crate::support::peers;
 
 /// Signs in through `idp`-shaped provider with `env`; returns the setup and
@@ -20,7 +22,7 @@ async fn try_sign_in(
          client_secret: upstream-secret",
         idp.url
     );
-    let s = assemble(port, idp, &upstream, login, "");
+    let s = assemble(port, idp, &upstream, login, "{groups: [mcp-admins]}", "");
     let client_id = register(&s, &[CLIENT_REDIRECT]).await.json()["client_id"]
         .as_str()
         .unwrap()
@@ -92,4 +94,100 @@ async fn entra_people_are_tenant_and_object_ids_and_resource_is_never_sent_upstr
     // Without xms_edov, Entra's email is not verified: it cannot match `emails`.
     let (_s, refused) = try_sign_in("entra", &[], login).await;
     assert_eq!(refused.expect_err("unverified email: refused").status, 403);
+}
+
+/// A gateway signing people in through the GitHub double.
+async fn github(env: &[(&str, &str)], secret: &str) -> (super::Setup, String) {
+    let port = crate::support::free_port();
+    let gh = peers::github_double(env);
+    let upstream = format!(
+        "kind: github\n    web_url: {0}\n    api_url: {0}/api\n    client_id: gh-client\n    \
+         client_secret: {secret}",
+        gh.url
+    );
+    let admins = "{github_orgs: [acme-admins]}";
+    let s = assemble(port, gh, &upstream, "github_orgs: [acme]", admins, "");
+    let client_id = register(&s, &[CLIENT_REDIRECT]).await.json()["client_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    (s, client_id)
+}
+
+#[tokio::test]
+async fn github_org_members_sign_in_by_numeric_id_and_lose_access_when_they_leave() {
+    let orgs = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(orgs.path(), "acme,acme-admins").unwrap();
+    let revoked = tempfile::tempdir().unwrap();
+    let revoked_file = revoked.path().join("revoked");
+    let orgs_path = orgs.path().display().to_string();
+    let revoked_path = revoked_file.display().to_string();
+    let env = [
+        ("GH_ORGS_FILE", orgs_path.as_str()),
+        ("GH_REVOKED_FILE", revoked_path.as_str()),
+    ];
+    let (s, client_id) = github(&env, "gh-secret").await;
+    let scope = "&scope=mcp%3Atools+mcp%3Aadmin";
+    let location = sign_in(&s, &mut Browser::default(), &client_id, scope)
+        .await
+        .unwrap_or_else(|r| panic!("{} {}", r.status, r.text()));
+    let tokens = redeem(&s, &client_id, &query(&location)["code"])
+        .await
+        .assert_status(200, &[])
+        .json();
+    assert_eq!(
+        decode(tokens["access_token"].as_str().unwrap())["sub"],
+        "github:583231"
+    );
+    assert_eq!(tokens["scope"], "mcp:tools mcp:admin");
+
+    // Each refresh asks GitHub again: out of acme-admins, mcp:admin is gone;
+    // out of acme, the sign-in ends.
+    std::fs::write(orgs.path(), "acme").unwrap();
+    let t = refresh(&s, &client_id, tokens["refresh_token"].as_str().unwrap()).await;
+    let t = t.assert_status(200, &[]).json();
+    assert_eq!(t["scope"], "mcp:tools");
+    std::fs::write(orgs.path(), "").unwrap();
+    refresh(&s, &client_id, t["refresh_token"].as_str().unwrap())
+        .await
+        .assert_status(400, &["invalid_grant", "login policy"]);
+
+    // A token revoked at GitHub (401 from the API) ends the sign-in too.
+    std::fs::write(orgs.path(), "acme").unwrap();
+    let location = sign_in(&s, &mut Browser::default(), &client_id, "")
+        .await
+        .unwrap();
+    let tokens = redeem(&s, &client_id, &query(&location)["code"])
+        .await
+        .json();
+    std::fs::write(&revoked_file, "").unwrap();
+    refresh(&s, &client_id, tokens["refresh_token"].as_str().unwrap())
+        .await
+        .assert_status(400, &["invalid_grant", "no longer vouches"]);
+}
+
+#[tokio::test]
+async fn github_refusals_arrive_in_http_200_and_are_refusals() {
+    // Not a member of acme: the login policy refuses.
+    let (s, client_id) = github(&[], "gh-secret").await;
+    let page = sign_in(&s, &mut Browser::default(), &client_id, "")
+        .await
+        .expect_err("not in acme");
+    assert_eq!(page.status, 403, "{}", page.text());
+
+    // A wrong client secret: GitHub answers 200 {"error": …}; the sign-in fails.
+    let orgs = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(orgs.path(), "acme").unwrap();
+    let orgs_path = orgs.path().display().to_string();
+    let (s, client_id) = github(&[("GH_ORGS_FILE", orgs_path.as_str())], "wrong-secret").await;
+    let page = sign_in(&s, &mut Browser::default(), &client_id, "")
+        .await
+        .expect_err("bad secret");
+    assert_eq!(page.status, 502, "{}", page.text());
+    assert!(
+        page.text().contains("incorrect_client_credentials"),
+        "{}",
+        page.text()
+    );
+    assert!(!page.text().contains("wrong-secret"), "never the secret");
 }

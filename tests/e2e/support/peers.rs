@@ -149,6 +149,27 @@ pub fn oauth2_mock_idp(shape: &str, env: &[(&str, &str)]) -> Peer {
     }
 }
 
+/// The GitHub test double (tests/peers/github_double.mjs; GitHub cannot be
+/// reached from here). `url` is its web origin; the API is under `/api/`.
+pub fn github_double(env: &[(&str, &str)]) -> Peer {
+    let port = super::free_port();
+    let mut child = Command::new("node")
+        .arg("github_double.mjs")
+        .arg(port.to_string())
+        .current_dir(dir())
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start the GitHub test double");
+    wait_for_line(&mut child, true, "READY", "github-double");
+    Peer {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+        name: "github-double",
+    }
+}
+
 /// The MCP TS SDK's own demo authorization server (opaque tokens,
 /// introspection at `/introspect`). `url` is its issuer, with the SDK's
 /// trailing slash.
