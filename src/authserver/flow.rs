@@ -227,6 +227,8 @@ impl AuthorizationServer {
         match self.register_inner(req, peer).await {
             Ok(resp) => resp,
             Err(e) => {
+                self.metrics.auth_server_event("register", "refused");
+
                 tracing::info!(target: "mcp_auth_gateway::audit", event = "register", outcome = "refused", error = e.code(), detail = e.description());
                 e.into_response()
             }
@@ -273,6 +275,8 @@ impl AuthorizationServer {
         if !fresh {
             return Err(OAuthError::unavailable("client id collision; retry"));
         }
+        self.metrics.auth_server_event("register", "registered");
+
         tracing::info!(target: "mcp_auth_gateway::audit", event = "register", outcome = "registered", client_id = %client_id, redirect_uris = ?client.redirect_uris);
         let mut resp = json_ok(&serde_json::json!({
             "client_id": client.client_id,
@@ -301,6 +305,9 @@ impl AuthorizationServer {
             return match documents.client(client_id).await {
                 Ok(client) => Ok((*client).clone()),
                 Err(e) => {
+                    self.metrics
+                        .auth_server_event("authorize", "client_refused");
+
                     tracing::info!(target: "mcp_auth_gateway::audit", event = "authorize", outcome = "client_refused", client_id = %client_id, error = %e);
                     Err(error_page(
                         StatusCode::BAD_REQUEST,
@@ -750,11 +757,18 @@ impl AuthorizationServer {
     }
 
     /// The one audit event per authorization decision.
-    fn audit(&self, p: &Pending, who: Option<&Identity>, granted: &[String], outcome: &str) {
+    fn audit(
+        &self,
+        p: &Pending,
+        who: Option<&Identity>,
+        granted: &[String],
+        outcome: &'static str,
+    ) {
         let redirect_host = Url::parse(&p.redirect_uri)
             .ok()
             .and_then(|u| u.host_str().map(str::to_owned))
             .unwrap_or_default();
+        self.metrics.auth_server_event("authorize", outcome);
         tracing::info!(
             target: "mcp_auth_gateway::audit",
             event = "authorize",

@@ -1,8 +1,8 @@
 //! The server's signing key: ES256 (P-256). With a `cookie_key` it is kept in
 //! the store, sealed, so tokens survive a restart (`mod.rs`, `signing_key`);
 //! without, it is new per process. The public half is published at
-//! `jwks_uri` and handed to the resource side in-process. Rotation with
-//! overlap is not built yet.
+//! `jwks_uri` and handed to the resource side in-process. Keys rotate with
+//! overlap (`KeyRing`): after a rotation the previous key still verifies.
 
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
@@ -63,11 +63,6 @@ impl SigningKey {
         })
     }
 
-    /// The public JWK set (the `jwks_uri` document).
-    pub(crate) fn jwks(&self) -> serde_json::Value {
-        json!({ "keys": [self.jwk] })
-    }
-
     /// Signs `claims` as an RFC 9068 access token (`typ: at+jwt`).
     pub(crate) fn sign_access_token(&self, claims: &impl Serialize) -> Result<String, KeyError> {
         let mut header = Header::new(Algorithm::ES256);
@@ -75,5 +70,61 @@ impl SigningKey {
         header.kid = Some(self.kid.clone());
         jsonwebtoken::encode(&header, claims, &self.encoding)
             .map_err(|e| KeyError::Crypto(e.to_string()))
+    }
+}
+
+/// The keys in use: `current` signs; `previous` still verifies what it
+/// signed before the last rotation (overlap).
+pub(crate) struct KeyRing {
+    current: SigningKey,
+    previous: Option<SigningKey>,
+}
+
+impl KeyRing {
+    /// A ring of one key.
+    pub(crate) fn new(current: SigningKey, previous: Option<SigningKey>) -> Self {
+        Self { current, previous }
+    }
+
+    /// The public JWK set (the `jwks_uri` document): current first.
+    pub(crate) fn jwks(&self) -> serde_json::Value {
+        let keys: Vec<&serde_json::Value> = std::iter::once(&self.current.jwk)
+            .chain(self.previous.as_ref().map(|k| &k.jwk))
+            .collect();
+        json!({ "keys": keys })
+    }
+
+    /// Signs with the current key.
+    pub(crate) fn sign_access_token(&self, claims: &impl Serialize) -> Result<String, KeyError> {
+        self.current.sign_access_token(claims)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rotated_ring_publishes_both_keys_and_signs_with_the_new_one() {
+        let (old, _) = SigningKey::generate().unwrap();
+        let (new, _) = SigningKey::generate().unwrap();
+        let (old_kid, new_kid) = (old.kid.clone(), new.kid.clone());
+        let ring = KeyRing::new(new, Some(old));
+        let jwks = ring.jwks();
+        let kids: Vec<&str> = jwks["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["kid"].as_str().unwrap())
+            .collect();
+        assert_eq!(kids, [new_kid.as_str(), old_kid.as_str()]);
+        assert!(
+            jwks.to_string().find("\"d\"").is_none(),
+            "never the private part"
+        );
+        let token = ring.sign_access_token(&json!({"sub": "x"})).unwrap();
+        let header = jsonwebtoken::decode_header(&token).unwrap();
+        assert_eq!(header.kid.as_deref(), Some(new_kid.as_str()));
+        assert_eq!(header.typ.as_deref(), Some("at+jwt"));
     }
 }

@@ -27,6 +27,7 @@ use crate::authn::KeySet;
 use crate::body::Body;
 use crate::config::{AuthServer, Config, StoreSetting};
 use crate::http_client::HttpClient;
+use crate::telemetry::metrics::Metrics;
 use crate::throttle::IpLimiter;
 
 mod cimd;
@@ -41,7 +42,7 @@ mod seal;
 mod store;
 mod token;
 
-use keys::SigningKey;
+use keys::{KeyRing, SigningKey};
 use respond::{OAuthError, json_ok};
 use store::{MemoryStore, Store};
 
@@ -60,7 +61,7 @@ pub struct AuthorizationServer {
     /// The issuer's path (`""` for a bare origin).
     base: String,
     store: Arc<Store>,
-    key: Arc<SigningKey>,
+    key: Arc<KeyRing>,
     idp: Arc<idp::Idp>,
     cookies: cookie::Key,
     sealer: Arc<seal::Sealer>,
@@ -68,6 +69,7 @@ pub struct AuthorizationServer {
     cimd: Option<Arc<cimd::CimdClients>>,
     /// Per-network rates of the unauthenticated endpoints (kept across reloads).
     limits: Arc<Limits>,
+    metrics: Arc<Metrics>,
 }
 
 /// The rates of the endpoints anyone can call, per client network (IPv4
@@ -108,53 +110,90 @@ pub enum StartError {
     Cimd(String),
 }
 
-/// Where the signing key is kept in the store.
+/// Where the signing keys are kept in the store.
 const SIGNING_KEY: &str = "signing-es256";
+/// A signing key is replaced after this long; the one it replaces keeps
+/// verifying for one more period (far longer than any access token lives).
+const KEY_ROTATION: Duration = Duration::from_secs(30 * 24 * 3600);
 
-/// The signing key: with a `cookie_key` (so the store can be read after a
-/// restart), the one kept in the store, sealed, or a new one stored there;
-/// without, a new key per process (tokens issued before a restart then stop
-/// verifying, and clients refresh).
-async fn signing_key(
+/// The signing keys as stored (sealed): PKCS#8, base64.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StoredKeys {
+    current: String,
+    /// When `current` was made (unix seconds).
+    since: u64,
+    previous: Option<String>,
+}
+
+/// The signing keys: with a `cookie_key` (so the store can be read after a
+/// restart), the ones kept in the store, sealed, rotated when the current
+/// one is older than [`KEY_ROTATION`] (checked at start and at each reload
+/// that rebuilds the server); without, a new key per process (tokens issued
+/// before a restart then stop verifying, and clients refresh).
+async fn signing_keys(
     store: &Store,
     sealer: &seal::Sealer,
     persistent: bool,
-) -> Result<SigningKey, StartError> {
+) -> Result<KeyRing, StartError> {
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
     let crypto = |e: String| StartError::Crypto(e);
     let store_error = |e: store::StoreError| StartError::Store(e.to_string());
+    let decode = |b64: &str| {
+        STANDARD
+            .decode(b64)
+            .ok()
+            .and_then(|der| SigningKey::from_pkcs8(&der).ok())
+    };
+    let now = flow::now_secs();
+    let mut stored: Option<StoredKeys> = None;
     if persistent {
         if let Some(sealed) = store
             .get(store::Space::Key, SIGNING_KEY)
             .await
             .map_err(store_error)?
         {
-            let opened = String::from_utf8(sealed).ok().and_then(|s| sealer.open(&s));
-            let key = opened
-                .and_then(|b64| {
-                    base64::Engine::decode(&base64::engine::general_purpose::STANDARD, b64).ok()
-                })
-                .and_then(|der| SigningKey::from_pkcs8(&der).ok());
-            match key {
-                Some(key) => return Ok(key),
-                None => tracing::warn!(
-                    "the stored signing key cannot be opened (cookie_key changed?); making a new one: \
+            stored = String::from_utf8(sealed)
+                .ok()
+                .and_then(|s| sealer.open(&s))
+                .and_then(|json| serde_json::from_str::<StoredKeys>(&json).ok());
+            if stored.is_none() {
+                tracing::warn!(
+                    "the stored signing keys cannot be opened (cookie_key changed?); making new ones: \
                      tokens signed before stop verifying"
-                ),
+                );
             }
         }
     }
+    if let Some(keys) = &stored {
+        let fresh = now.saturating_sub(keys.since) < KEY_ROTATION.as_secs();
+        if let (true, Some(current)) = (fresh, decode(&keys.current)) {
+            let previous = keys.previous.as_deref().and_then(decode);
+            return Ok(KeyRing::new(current, previous));
+        }
+    }
     let (key, pkcs8) = SigningKey::generate().map_err(|e| crypto(e.to_string()))?;
+    // The key being replaced keeps verifying for one more period.
+    let previous_b64 = stored.map(|s| s.current);
+    let previous = previous_b64.as_deref().and_then(decode);
     if persistent {
-        let b64 = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &pkcs8);
-        let sealed = sealer.seal(&b64).map_err(|e| crypto(e.to_string()))?;
-        // Years: the key is replaced only by a new cookie_key.
-        let ttl = Duration::from_secs(10 * 365 * 24 * 3600);
+        let keys = StoredKeys {
+            current: STANDARD.encode(&pkcs8),
+            since: now,
+            previous: previous_b64,
+        };
+        let json = serde_json::to_string(&keys).map_err(|e| crypto(e.to_string()))?;
+        let sealed = sealer.seal(&json).map_err(|e| crypto(e.to_string()))?;
+        let ttl = KEY_ROTATION * 3;
         store
             .put(store::Space::Key, SIGNING_KEY, sealed.into_bytes(), ttl)
             .await
             .map_err(store_error)?;
+        if previous.is_some() {
+            tracing::info!("signing key rotated; the previous one still verifies");
+        }
     }
-    Ok(key)
+    Ok(KeyRing::new(key, previous))
 }
 
 impl AuthorizationServer {
@@ -163,6 +202,7 @@ impl AuthorizationServer {
     pub async fn start(
         config: &Config,
         client: HttpClient,
+        metrics: Arc<Metrics>,
         previous: Option<&AuthorizationServer>,
     ) -> Result<Option<Self>, StartError> {
         let Some(settings) = config.authorization_server.clone() else {
@@ -201,7 +241,7 @@ impl AuthorizationServer {
                 let cookies = cookie::Key::derive_from(&master);
                 let sealer = seal::Sealer::from_secret(&master).map_err(crypto)?;
                 let persistent = settings.cookie_key.is_some();
-                let key = signing_key(&store, &sealer, persistent).await?;
+                let key = signing_keys(&store, &sealer, persistent).await?;
                 (Arc::new(store), Arc::new(key), cookies, Arc::new(sealer))
             }
         };
@@ -250,6 +290,7 @@ impl AuthorizationServer {
             sealer,
             cimd,
             limits: previous.map_or_else(|| Arc::new(Limits::new()), |p| p.limits.clone()),
+            metrics,
         }))
     }
 
@@ -402,7 +443,60 @@ fn canonical_resource(raw: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::canonical_resource;
+    use super::*;
+
+    fn kids(ring: &KeyRing) -> Vec<String> {
+        ring.jwks()["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["kid"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn signing_keys_persist_and_rotate_with_overlap() {
+        let store = Store::Memory(MemoryStore::default());
+        let sealer = seal::Sealer::from_secret(b"a cookie key of at least 32 bytes").unwrap();
+        let first = signing_keys(&store, &sealer, true).await.unwrap();
+        let again = signing_keys(&store, &sealer, true).await.unwrap();
+        assert_eq!(kids(&first), kids(&again), "kept across restarts");
+        assert_eq!(kids(&first).len(), 1);
+
+        // Age the stored keys past the rotation period.
+        let sealed = store
+            .get(store::Space::Key, SIGNING_KEY)
+            .await
+            .unwrap()
+            .unwrap();
+        let json = sealer.open(std::str::from_utf8(&sealed).unwrap()).unwrap();
+        let mut keys: StoredKeys = serde_json::from_str(&json).unwrap();
+        keys.since -= KEY_ROTATION.as_secs() + 1;
+        let resealed = sealer.seal(&serde_json::to_string(&keys).unwrap()).unwrap();
+        store
+            .put(
+                store::Space::Key,
+                SIGNING_KEY,
+                resealed.into_bytes(),
+                KEY_ROTATION,
+            )
+            .await
+            .unwrap();
+        let rotated = signing_keys(&store, &sealer, true).await.unwrap();
+        let (old, new) = (kids(&first), kids(&rotated));
+        assert_eq!(new.len(), 2, "the previous key still verifies");
+        assert_ne!(new[0], old[0], "a new key signs");
+        assert_eq!(new[1], old[0]);
+
+        // Another cookie_key cannot open them: new keys, never a crash.
+        let other = seal::Sealer::from_secret(b"another cookie key, also 32 bytes").unwrap();
+        let fresh = signing_keys(&store, &other, true).await.unwrap();
+        assert!(!kids(&fresh).contains(&new[0]));
+        // Without a cookie_key nothing is kept.
+        let a = signing_keys(&store, &sealer, false).await.unwrap();
+        let b = signing_keys(&store, &sealer, false).await.unwrap();
+        assert_ne!(kids(&a), kids(&b));
+    }
 
     #[test]
     fn resources_compare_after_normalisation() {

@@ -72,6 +72,8 @@ impl AuthorizationServer {
         }
         .await;
         result.unwrap_or_else(|e| {
+            self.metrics.auth_server_event("token", "refused");
+
             tracing::info!(target: "mcp_auth_gateway::audit", event = "token", outcome = "refused", error = e.code(), detail = e.description());
             e.into_response()
         })
@@ -95,6 +97,8 @@ impl AuthorizationServer {
             // A replay: revoke what the first redemption produced.
             if let Some(family) = self.load_string(Space::UsedCode, &key).await? {
                 self.revoke_family(&family).await?;
+                self.metrics.auth_server_event("token", "code_replayed");
+
                 tracing::warn!(target: "mcp_auth_gateway::audit", event = "token", outcome = "code_replayed", family = %family);
             }
             return Err(OAuthError::invalid_grant(
@@ -244,6 +248,8 @@ impl AuthorizationServer {
         let (identity, upstream_refresh) = self.recheck(&record).await?;
         if !matches(&self.config.login, &identity, self.config.upstream.kind) {
             self.revoke_family(&record.family).await?;
+            self.metrics.auth_server_event("token", "login_refused");
+
             tracing::info!(target: "mcp_auth_gateway::audit", event = "token", outcome = "login_refused", user = %identity.subject);
             return Err(OAuthError::invalid_grant(
                 "the login policy no longer admits this user",
@@ -329,6 +335,8 @@ impl AuthorizationServer {
             }
             Err(IdpError::Refused(reason)) => {
                 self.revoke_family(&record.family).await?;
+                self.metrics.auth_server_event("token", "idp_refused");
+
                 tracing::info!(target: "mcp_auth_gateway::audit", event = "token", outcome = "idp_refused", user = %record.identity.subject, reason = %reason);
                 Err(OAuthError::invalid_grant(
                     "the identity provider no longer vouches for this user",
@@ -344,6 +352,8 @@ impl AuthorizationServer {
         if let Err(e) = self.revoke_family(&record.family).await {
             return e;
         }
+        self.metrics.auth_server_event("token", "refresh_reused");
+
         tracing::warn!(target: "mcp_auth_gateway::audit", event = "token", outcome = "refresh_reused", why, family = %record.family, user = %record.identity.subject);
         OAuthError::invalid_grant("the refresh token was already used; its family is revoked")
     }
@@ -400,6 +410,9 @@ impl AuthorizationServer {
             .key
             .sign_access_token(&claims)
             .map_err(|e| OAuthError::unavailable(e.to_string()))?;
+        self.metrics
+            .auth_server_event("token", if how == "code" { "issued" } else { "refreshed" });
+
         tracing::info!(target: "mcp_auth_gateway::audit", event = "token", outcome = "issued", how, client_id = %record.client_id, user = %record.identity.subject, resource = %record.resource, scopes = %scope);
         Ok(json_ok(&serde_json::json!({
             "access_token": access,
@@ -466,6 +479,8 @@ impl AuthorizationServer {
             if let Err(e) = self.revoke_family(&record.family).await {
                 return e.into_response();
             }
+            self.metrics.auth_server_event("revoke", "revoked");
+
             tracing::info!(target: "mcp_auth_gateway::audit", event = "revoke", family = %record.family, user = %record.identity.subject);
         }
         json_ok(&serde_json::json!({}))

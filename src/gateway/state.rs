@@ -171,6 +171,7 @@ async fn build_snapshot(
     let authserver = AuthorizationServer::start(
         &config,
         client.clone(),
+        metrics.clone(),
         previous.and_then(|p| p.authserver.as_ref()),
     )
     .await?;

@@ -33,6 +33,15 @@ pub struct RouteLabels {
     pub route: String,
 }
 
+/// Labels of `mcp_gateway_authorization_server_events_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AuthServerLabels {
+    /// `register`, `authorize`, `token`, `revoke`.
+    pub event: &'static str,
+    /// What happened (a fixed set, see docs/authorization-server.md).
+    pub outcome: &'static str,
+}
+
 /// Labels of `mcp_gateway_jwks_fetches_total`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct FetchLabels {
@@ -61,6 +70,8 @@ pub struct Metrics {
     pub token_cache_misses: Counter,
     /// Config reloads by result.
     pub reloads: Family<Vec<(String, String)>, Counter>,
+    /// Built-in authorization server decisions by event and outcome.
+    pub auth_server: Family<AuthServerLabels, Counter>,
 }
 
 fn histogram() -> Histogram {
@@ -82,6 +93,12 @@ impl Metrics {
         let token_cache_hits = Counter::default();
         let token_cache_misses = Counter::default();
         let reloads = Family::<Vec<(String, String)>, Counter>::default();
+        let auth_server = Family::<AuthServerLabels, Counter>::default();
+        registry.register(
+            "authorization_server_events",
+            "Built-in authorization server decisions: sign-ins, refusals, tokens issued and refreshed",
+            auth_server.clone(),
+        );
         registry.register(
             "requests",
             "Requests by route, JSON-RPC method, decision and status",
@@ -132,7 +149,15 @@ impl Metrics {
             token_cache_hits,
             token_cache_misses,
             reloads,
+            auth_server,
         }
+    }
+
+    /// Counts one decision of the built-in authorization server.
+    pub fn auth_server_event(&self, event: &'static str, outcome: &'static str) {
+        self.auth_server
+            .get_or_create(&AuthServerLabels { event, outcome })
+            .inc();
     }
 
     /// The Prometheus text exposition of every metric.

@@ -102,7 +102,7 @@ fn assemble(
             &format!("authorization_servers: [\"{ISS}\"]\naudiences: [\"{resource}\"]"),
         )
         .extra(&format!(
-            "authorization_server:\n  issuer: {issuer}\n  store: memory\n  upstream:\n    \
+            "admin_listen: 127.0.0.1:0\nauthorization_server:\n  issuer: {issuer}\n  store: memory\n  upstream:\n    \
              {upstream}\n  login:\n    {login}\n  grants:\n    - scopes: [mcp:tools]\n    \
              - when: {admins}\n      scopes: [mcp:admin]\n  clients:\n    \
              dynamic_registration: true\n{extra_as}"
@@ -589,6 +589,25 @@ async fn a_person_signs_in_calls_a_tool_refreshes_and_replays_are_punished() {
         .await
         .assert_status(400, &["invalid_grant", "revoked"]);
     s.gw.wait_for_log("after the grace").await;
+
+    // Every decision is counted on the admin listener.
+    let metrics = send("GET", &s.gw.admin_url("/metrics"), &[], "")
+        .await
+        .text();
+    for series in [
+        r#"event="register",outcome="registered""#,
+        r#"event="authorize",outcome="code_issued""#,
+        r#"event="token",outcome="issued""#,
+        r#"event="token",outcome="refreshed""#,
+        r#"event="token",outcome="refresh_reused""#,
+    ] {
+        assert!(
+            metrics.contains(&format!(
+                "mcp_gateway_authorization_server_events_total{{{series}}}"
+            )),
+            "{series} missing: {metrics}"
+        );
+    }
 
     // A code is single use, and a replay revokes what the first use produced.
     let location = sign_in(&s, &mut browser, &client_id, "")
