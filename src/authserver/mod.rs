@@ -147,12 +147,14 @@ async fn signing_keys(
     };
     let now = flow::now_secs();
     let mut stored: Option<StoredKeys> = None;
+    let mut stored_raw: Option<Vec<u8>> = None;
     if persistent {
         if let Some(sealed) = store
             .get(store::Space::Key, SIGNING_KEY)
             .await
             .map_err(store_error)?
         {
+            stored_raw = Some(sealed.clone());
             stored = String::from_utf8(sealed)
                 .ok()
                 .and_then(|s| sealer.open(&s))
@@ -185,10 +187,28 @@ async fn signing_keys(
         let json = serde_json::to_string(&keys).map_err(|e| crypto(e.to_string()))?;
         let sealed = sealer.seal(&json).map_err(|e| crypto(e.to_string()))?;
         let ttl = KEY_ROTATION * 3;
-        store
-            .put(store::Space::Key, SIGNING_KEY, sealed.into_bytes(), ttl)
-            .await
-            .map_err(store_error)?;
+        // Replicas starting together race here: only one key set may win,
+        // or tokens one signs would not verify at another.
+        let written = match &stored_raw {
+            None => store
+                .put_new(store::Space::Key, SIGNING_KEY, sealed.into_bytes(), ttl)
+                .await
+                .map_err(store_error)?,
+            Some(raw) => store
+                .compare_and_set(
+                    store::Space::Key,
+                    SIGNING_KEY,
+                    raw,
+                    sealed.into_bytes(),
+                    ttl,
+                )
+                .await
+                .map_err(store_error)?,
+        };
+        if !written {
+            // Another replica made or rotated them first: use theirs.
+            return Box::pin(signing_keys(store, sealer, persistent)).await;
+        }
         if previous.is_some() {
             tracing::info!("signing key rotated; the previous one still verifies");
         }
@@ -223,6 +243,13 @@ impl AuthorizationServer {
             _ => {
                 let store = match &settings.store {
                     StoreSetting::Memory => Store::Memory(MemoryStore::default()),
+                    StoreSetting::Redis(url) => {
+                        let url = String::from_utf8_lossy(&url.0).into_owned();
+                        Store::Redis(
+                            store::RedisStore::open(&url)
+                                .map_err(|e| StartError::Store(format!("redis: {e}")))?,
+                        )
+                    }
                     StoreSetting::Sqlite(path) => {
                         Store::Sqlite(store::SqliteStore::open(path).map_err(|e| {
                             StartError::Store(format!("sqlite:{}: {e}", path.display()))

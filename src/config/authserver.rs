@@ -47,6 +47,8 @@ pub enum StoreSetting {
     Memory,
     /// An embedded SQLite file.
     Sqlite(PathBuf),
+    /// Redis or Valkey (`redis://` or `rediss://`), shared by replicas.
+    Redis(Secret),
 }
 
 /// `upstream.kind:`
@@ -161,16 +163,27 @@ pub(super) fn validate(
     let store = match raw.store.as_deref() {
         None => StoreSetting::Sqlite(base_dir.join("authorization-server.db")),
         Some("memory") => StoreSetting::Memory,
-        Some(s) => match s.strip_prefix("sqlite:") {
-            Some(path) if !path.is_empty() => StoreSetting::Sqlite(base_dir.join(path)),
-            _ => {
+        Some(s) if s.starts_with("redis://") || s.starts_with("rediss://") => {
+            if url::Url::parse(s).map_or(true, |u| !u.has_host()) {
                 report.error(
                     format!("{p}.store"),
-                    format!("`{s}`: write `sqlite:<path>` or `memory`"),
+                    "not a redis:// or rediss:// URL with a host",
                 );
-                StoreSetting::Memory
             }
-        },
+            StoreSetting::Redis(Secret(s.as_bytes().to_vec()))
+        }
+        Some(s) => {
+            match s.strip_prefix("sqlite:") {
+                Some(path) if !path.is_empty() => StoreSetting::Sqlite(base_dir.join(path)),
+                _ => {
+                    report.error(
+                    format!("{p}.store"),
+                    format!("`{s}`: write `sqlite:<path>`, `redis://…` (or `rediss://…`) or `memory`"),
+                );
+                    StoreSetting::Memory
+                }
+            }
+        }
     };
 
     let up = &raw.upstream;

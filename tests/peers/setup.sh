@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs the real test peers (Node, Python, Debian's chromium) used by the Rust e2e tests.
+# Installs the real test peers (Node, Python, Debian's chromium, redis-server and nginx) used by the
+# Rust e2e tests.
 # Idempotent and fast (< 1 s) when already installed.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
@@ -11,14 +12,23 @@ if [[ ! -d node_modules || package-lock.json -nt node_modules ]]; then
   touch node_modules  # npm ci may leave the dir mtime older than the lock
 fi
 
-# ---- Debian: chromium (headless, for the consent page test) -------------------
-if ! command -v chromium >/dev/null 2>&1; then
+# ---- Debian: chromium (consent page), redis-server and nginx (replicas) --------
+need=()
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+command -v nginx >/dev/null 2>&1 || [[ -x /usr/sbin/nginx ]] || need+=(nginx-light)
+if ((${#need[@]})); then
   SUDO=""
   [[ $(id -u) -eq 0 ]] || SUDO=sudo
-  echo "peers/setup.sh: apt-get install chromium" >&2
+  echo "peers/setup.sh: apt-get install ${need[*]}" >&2
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
+  for pkg in "${need[@]}"; do
+    # nginx-light is enough; newer Debian releases only ship nginx.
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "$pkg" >/dev/null ||
+      { [[ $pkg == nginx-light ]] && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq nginx >/dev/null; }
+  done
 fi
+# The tests run their own redis-server and nginx on free loopback ports.
 
 # ---- Python: mcp SDK (FastMCP/MCPServer server + client) ----------------------
 stamp=.venv/.requirements-installed

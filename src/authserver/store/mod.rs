@@ -16,11 +16,13 @@
 use std::time::Duration;
 
 mod memory;
+mod redis;
 mod sqlite;
 #[cfg(test)]
 mod tests;
 
 pub(crate) use memory::MemoryStore;
+pub(crate) use redis::RedisStore;
 pub(crate) use sqlite::SqliteStore;
 
 /// A record's namespace: one per kind of record.
@@ -77,6 +79,8 @@ pub(crate) enum Store {
     Memory(MemoryStore),
     /// An embedded SQLite file.
     Sqlite(SqliteStore),
+    /// Redis or Valkey, shared by replicas.
+    Redis(RedisStore),
 }
 
 impl Store {
@@ -91,6 +95,7 @@ impl Store {
         match self {
             Self::Memory(m) => m.put(space, key, value, ttl),
             Self::Sqlite(s) => s.put(space, key, value, ttl).await,
+            Self::Redis(r) => r.put(space, key, value, ttl).await,
         }
     }
 
@@ -105,6 +110,7 @@ impl Store {
         match self {
             Self::Memory(m) => m.put_new(space, key, value, ttl),
             Self::Sqlite(s) => s.put_new(space, key, value, ttl).await,
+            Self::Redis(r) => r.put_new(space, key, value, ttl).await,
         }
     }
 
@@ -113,6 +119,7 @@ impl Store {
         match self {
             Self::Memory(m) => m.get(space, key),
             Self::Sqlite(s) => s.get(space, key).await,
+            Self::Redis(r) => r.get(space, key).await,
         }
     }
 
@@ -126,6 +133,7 @@ impl Store {
         match self {
             Self::Memory(m) => m.take(space, key),
             Self::Sqlite(s) => s.take(space, key).await,
+            Self::Redis(r) => r.take(space, key).await,
         }
     }
 
@@ -142,6 +150,7 @@ impl Store {
         match self {
             Self::Memory(m) => m.compare_and_set(space, key, expected, new, ttl),
             Self::Sqlite(s) => s.compare_and_set(space, key, expected, new, ttl).await,
+            Self::Redis(r) => r.compare_and_set(space, key, expected, new, ttl).await,
         }
     }
 }

@@ -19,8 +19,63 @@ fn sqlite() -> (Store, Option<tempfile::TempDir>) {
     (Store::Sqlite(store), Some(dir))
 }
 
+/// A real `redis-server` (Debian's package, installed by tests/peers/setup.sh)
+/// on a free loopback port, without persistence; killed when dropped.
+pub(super) struct RedisServer {
+    child: std::process::Child,
+    /// The server's URL.
+    pub(super) url: String,
+}
+
+impl RedisServer {
+    pub(super) fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = std::process::Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+            ])
+            .args(["--appendonly", "no", "--protected-mode", "yes"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server (Debian package redis-server; tests/peers/setup.sh installs it)");
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Self {
+            child,
+            url: format!("redis://127.0.0.1:{port}"),
+        }
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        // Already gone is fine: the test may have stopped it.
+        self.child.kill().ok();
+        self.child.wait().ok();
+    }
+}
+
+/// A store on a fresh Redis; the server lives as long as the guard.
+fn redis() -> (Store, RedisServer) {
+    let server = RedisServer::start();
+    (Store::Redis(RedisStore::open(&server.url).unwrap()), server)
+}
+
 /// Runs each behaviour on a fresh store of every backend, as the tests
-/// `<behaviour>::memory` and `<behaviour>::sqlite`.
+/// `<behaviour>::memory`, `<behaviour>::sqlite` and `<behaviour>::redis`.
 macro_rules! on_every_backend {
     ($flavor:meta: $($name:ident),* $(,)?) => {$(
         mod $name {
@@ -33,6 +88,12 @@ macro_rules! on_every_backend {
             #[$flavor]
             async fn sqlite() {
                 let (store, _dir) = super::sqlite();
+                super::$name(store).await;
+            }
+
+            #[$flavor]
+            async fn redis() {
+                let (store, _server) = super::redis();
                 super::$name(store).await;
             }
         }
@@ -344,4 +405,48 @@ async fn the_memory_store_is_bounded_and_sweeps_what_expired() {
         }
     }
     panic!("the store never refused a write past {MAX_ENTRIES} live entries");
+}
+
+#[tokio::test]
+async fn redis_down_is_unavailable_and_recovery_needs_no_restart() {
+    let server = RedisServer::start();
+    let url = server.url.clone();
+    let store = Store::Redis(RedisStore::open(&url).unwrap());
+    store
+        .put(Space::Code, "c", b"v".to_vec(), TTL)
+        .await
+        .unwrap();
+    drop(server);
+    let Err(StoreError::Unavailable(_)) = store.get(Space::Code, "c").await else {
+        panic!("a stopped Redis must be an error, never an empty answer");
+    };
+    // The same port again, empty: the store reconnects by itself.
+    let port: u16 = url.rsplit(':').next().unwrap().parse().unwrap();
+    let mut child = std::process::Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+        ])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut recovered = false;
+    for _ in 0..100 {
+        if store
+            .put(Space::Code, "d", b"w".to_vec(), TTL)
+            .await
+            .is_ok()
+        {
+            recovered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    child.kill().ok();
+    child.wait().ok();
+    assert!(recovered, "the store did not reconnect");
 }

@@ -1,0 +1,277 @@
+//! Replicas: two gateway processes sharing a real `redis-server` (Debian),
+//! behind a real load balancer (Debian's nginx, round robin), in front of
+//! server-everything, signing people in at oidc-provider. A sign-in whose
+//! steps land on different replicas, a code raced at both replicas, tokens
+//! verified by either, and Redis stopped and started under them.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use super::{Browser, CLIENT_REDIRECT, consent_form, enc, pkce, query};
+use crate::ISS;
+use crate::support::{Gateway, GatewayBuilder, TestIssuer, peers, send};
+
+/// A real `redis-server` on `port`, without persistence.
+struct Redis(Child);
+
+impl Redis {
+    fn start(port: u16) -> Self {
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+            ])
+            .args(["--appendonly", "no"])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server (tests/peers/setup.sh installs Debian's redis-server)");
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Self(child)
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Debian's nginx as a round-robin load balancer over `backends`, on `port`.
+/// The directory (config, pid, temp files) lives as long as nginx does.
+struct Nginx(
+    Child,
+    #[expect(dead_code, reason = "held, not read: dropping it deletes the files")]
+    tempfile::TempDir,
+);
+
+impl Nginx {
+    fn start(port: u16, backends: &[std::net::SocketAddr]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let servers: String = backends.iter().map(|b| format!("server {b};\n")).collect();
+        let conf = format!(
+            "worker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\ndaemon off;\n\
+             events {{ worker_connections 256; }}\n\
+             http {{\n  access_log off;\n  client_body_temp_path {d};\n  proxy_temp_path {d};\n\
+             fastcgi_temp_path {d};\n  uwsgi_temp_path {d};\n  scgi_temp_path {d};\n\
+             upstream gateways {{\n{servers}  }}\n\
+             server {{\n    listen 127.0.0.1:{port};\n    location / {{\n\
+             proxy_pass http://gateways;\n      proxy_http_version 1.1;\n\
+             proxy_set_header Host $http_host;\n      proxy_buffering off;\n    }}\n  }}\n}}\n",
+            d = dir.path().display()
+        );
+        let path = dir.path().join("nginx.conf");
+        std::fs::write(&path, conf).unwrap();
+        let nginx = ["/usr/sbin/nginx", "nginx"]
+            .into_iter()
+            .find(|p| Command::new(p).arg("-v").output().is_ok())
+            .expect("nginx (tests/peers/setup.sh installs Debian's nginx)");
+        let child = Command::new(nginx)
+            .arg("-c")
+            .arg(&path)
+            .arg("-p")
+            .arg(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Self(child, dir)
+    }
+}
+
+impl Drop for Nginx {
+    /// SIGTERM (fast shutdown), so the master stops its workers too; a
+    /// SIGKILLed master would leave them running.
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status();
+        let _ = self.0.wait();
+    }
+}
+
+fn replica(issuer: &str, server: &str, idp: &str, redis_port: u16) -> Gateway {
+    GatewayBuilder::new()
+        .issuer(&TestIssuer::new(ISS))
+        .route("/mcp", server, &format!("{issuer}/mcp"), "required_scopes: [mcp:tools]")
+        .extra(&format!(
+            "session_binding: {{key: replicas-share-this-session-key-0123456789}}\n\
+             authorization_server:\n  issuer: {issuer}\n  store: redis://127.0.0.1:{redis_port}\n  \
+             cookie_key: replicas-share-this-cookie-key-0123456789\n  upstream:\n    kind: oidc\n    \
+             issuer: {idp}\n    client_id: mcp-gateway-upstream\n    client_secret: upstream-secret\n  \
+             login:\n    email_domains: [example.com]\n  grants:\n    - scopes: [mcp:tools]\n  \
+             clients:\n    dynamic_registration: true\n"
+        ))
+        .spawn()
+}
+
+#[tokio::test]
+async fn replicas_share_sign_ins_codes_keys_and_survive_a_redis_restart() {
+    let (lb_port, redis_port) = (crate::support::free_port(), crate::support::free_port());
+    let issuer = format!("http://127.0.0.1:{lb_port}");
+    let idp = peers::oidc_provider(
+        &[&format!("{issuer}/mcp")],
+        &[(
+            "OIDC_UPSTREAM_REDIRECT",
+            &format!("{issuer}/oauth/callback"),
+        )],
+    );
+    let server = peers::server_everything();
+    let redis = Redis::start(redis_port);
+    let a = replica(&issuer, &server.url, &idp.url, redis_port);
+    let b = replica(&issuer, &server.url, &idp.url, redis_port);
+    a.wait_ready().await;
+    b.wait_ready().await;
+    let _lb = Nginx::start(lb_port, &[a.addr, b.addr]);
+
+    // Both replicas publish the same keys (made once, in Redis).
+    let jwks_a = send("GET", &a.url("/oauth/jwks"), &[], "").await.json();
+    let jwks_b = send("GET", &b.url("/oauth/jwks"), &[], "").await.json();
+    assert_eq!(jwks_a, jwks_b);
+
+    // The whole sign-in through the load balancer: its steps alternate
+    // between the replicas, each finding what the other stored.
+    let reg = serde_json::json!({"redirect_uris": [CLIENT_REDIRECT], "client_name": "replicated"});
+    let reg = send(
+        "POST",
+        &format!("{issuer}/oauth/register"),
+        &[("content-type", "application/json")],
+        &reg.to_string(),
+    )
+    .await
+    .assert_status(201, &[])
+    .json();
+    let client_id = reg["client_id"].as_str().unwrap().to_owned();
+    let (verifier, challenge) = pkce();
+    let authorize = format!(
+        "{issuer}/oauth/authorize?response_type=code&client_id={}&redirect_uri={}&state=r&\
+         code_challenge={challenge}&code_challenge_method=S256&scope=mcp%3Atools",
+        enc(&client_id),
+        enc(CLIENT_REDIRECT)
+    );
+    let mut browser = Browser::default();
+    let code = sign_in(&mut browser, &authorize).await;
+    let redeem = |at: String, code: String| {
+        let form = format!(
+            "grant_type=authorization_code&code={}&client_id={}&redirect_uri={}&code_verifier={verifier}",
+            enc(&code),
+            enc(&client_id),
+            enc(CLIENT_REDIRECT)
+        );
+        async move {
+            send(
+                "POST",
+                &format!("{at}/oauth/token"),
+                &[("content-type", "application/x-www-form-urlencoded")],
+                &form,
+            )
+            .await
+        }
+    };
+    let tokens = redeem(issuer.clone(), code)
+        .await
+        .assert_status(200, &[])
+        .json();
+    for gw in [&a, &b] {
+        assert!(
+            gw.logged("mcp_auth_gateway::audit"),
+            "both replicas served the sign-in"
+        );
+    }
+
+    // A token either replica signed verifies at both.
+    let access = tokens["access_token"].as_str().unwrap();
+    for gw in [&a, &b] {
+        let r = send(
+            "POST",
+            &gw.url("/mcp"),
+            &[
+                ("authorization", &format!("Bearer {access}")),
+                ("content-type", "application/json"),
+                ("accept", "application/json, text/event-stream"),
+            ],
+            r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"r","version":"1"}}}"#,
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+
+    // One code, redeemed at both replicas at once: exactly one winner.
+    let code = sign_in(&mut browser, &authorize).await;
+    let (first, second) = tokio::join!(
+        redeem(a.url(""), code.clone()),
+        redeem(b.url(""), code.clone())
+    );
+    let mut statuses = [first.status, second.status];
+    statuses.sort_unstable();
+    assert_eq!(statuses, [200, 400], "{} / {}", first.text(), second.text());
+
+    // Redis stopped: the authorization server fails closed with 503; the
+    // proxy side (stateless) keeps working; Redis back: no restart needed.
+    drop(redis);
+    let r = send(
+        "GET",
+        &a.url("/.well-known/oauth-authorization-server"),
+        &[],
+        "",
+    )
+    .await;
+    assert_eq!(r.status, 200, "metadata needs no store");
+    let down = redeem(a.url(""), "any".into()).await;
+    assert_eq!(down.status, 503, "{}", down.text());
+    assert!(
+        down.text().contains("temporarily_unavailable"),
+        "{}",
+        down.text()
+    );
+    let _redis = Redis::start(redis_port);
+    let mut back = false;
+    for _ in 0..60 {
+        let r = send(
+            "POST",
+            &b.url("/oauth/register"),
+            &[("content-type", "application/json")],
+            &serde_json::json!({"redirect_uris": [CLIENT_REDIRECT]}).to_string(),
+        )
+        .await;
+        if r.status == 201 {
+            back = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(back, "the replicas did not recover once Redis was back");
+}
+
+/// Consent and sign-in as a browser; returns the code.
+async fn sign_in(browser: &mut Browser, authorize: &str) -> String {
+    let page = browser.get(authorize).await;
+    assert_eq!(page.status, 200, "{}", page.text());
+    let (action, pending, csrf) = consent_form(&page.text());
+    let answer = browser
+        .post_form(
+            &action,
+            &format!("pending={pending}&csrf={csrf}&decision=allow"),
+        )
+        .await;
+    let location = browser
+        .follow(&action, answer)
+        .await
+        .unwrap_or_else(|r| panic!("{} {}", r.status, r.text()));
+    query(&location)["code"].clone()
+}
