@@ -159,6 +159,10 @@ impl Rejection {
             Rejection::Forward(_) => StatusCode::BAD_GATEWAY,
             Rejection::OriginNotAllowed => StatusCode::FORBIDDEN,
             Rejection::SessionNotFound => StatusCode::NOT_FOUND,
+            Rejection::Throttled {
+                throttled: Throttled::Unavailable,
+                ..
+            } => StatusCode::SERVICE_UNAVAILABLE,
             Rejection::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
         }
     }
@@ -330,7 +334,11 @@ pub fn respond(rejection: &Rejection, challenge: Option<&Challenge<'_>>) -> Resp
 fn throttled_response(throttled: &Throttled, id: Option<&serde_json::Value>) -> Response<Body> {
     let retry_after = match throttled {
         Throttled::Rate { retry_after } => *retry_after,
-        Throttled::Streams => 1,
+        Throttled::Streams | Throttled::Unavailable => 1,
+    };
+    let status = match throttled {
+        Throttled::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        Throttled::Rate { .. } | Throttled::Streams => StatusCode::TOO_MANY_REQUESTS,
     };
     let body = match id {
         Some(id) => serde_json::json!({
@@ -342,7 +350,7 @@ fn throttled_response(throttled: &Throttled, id: Option<&serde_json::Value>) -> 
             serde_json::json!({ "error": "rate_limited", "error_description": throttled.to_string() })
         }
     };
-    let mut resp = jsonrpc_response(StatusCode::TOO_MANY_REQUESTS, body);
+    let mut resp = jsonrpc_response(status, body);
     resp.headers_mut()
         .insert(RETRY_AFTER, HeaderValue::from(retry_after));
     resp

@@ -39,6 +39,18 @@ pub(super) struct RawConfig {
     pub rate_limits: RawRateLimits,
     /// The built-in authorization server (config/authserver.rs).
     pub authorization_server: Option<RawAuthServer>,
+    /// State shared by replicas (rate limits).
+    pub shared_state: Option<RawSharedState>,
+}
+
+/// `shared_state:`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawSharedState {
+    /// `redis://…` or `rediss://…`.
+    pub redis: String,
+    /// `local` (default) or `deny`.
+    pub on_redis_error: Option<String>,
 }
 
 /// `authorization_server:`

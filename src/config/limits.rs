@@ -44,7 +44,39 @@ pub(super) fn rate_limits(raw: &RawRateLimits, report: &mut Report) -> RateLimit
             burst: NonZeroU32::MIN,
         }),
         max_keys: usize::try_from(raw.max_keys.unwrap_or(100_000)).unwrap_or(usize::MAX),
+        shared: None,
     }
+}
+
+/// `shared_state:`
+pub(super) fn shared_state(
+    raw: Option<&super::file::RawSharedState>,
+    report: &mut Report,
+) -> Option<super::SharedLimits> {
+    let raw = raw?;
+    let url_ok = (raw.redis.starts_with("redis://") || raw.redis.starts_with("rediss://"))
+        && url::Url::parse(&raw.redis).is_ok_and(|u| u.has_host());
+    if !url_ok {
+        report.error(
+            "shared_state.redis",
+            "not a redis:// or rediss:// URL with a host",
+        );
+    }
+    let on_error = match raw.on_redis_error.as_deref() {
+        None | Some("local") => super::OnRedisError::Local,
+        Some("deny") => super::OnRedisError::Deny,
+        Some(other) => {
+            report.error(
+                "shared_state.on_redis_error",
+                format!("`{other}`: use local or deny"),
+            );
+            super::OnRedisError::Local
+        }
+    };
+    Some(super::SharedLimits {
+        redis: super::Secret(raw.redis.as_bytes().to_vec()),
+        on_error,
+    })
 }
 
 /// Parses `N/s`, `N/m`, `N/h`, each optionally followed by `burst B`.

@@ -88,6 +88,26 @@ pub struct RateLimitConfig {
     pub unauthenticated_per_ip: Rate,
     /// Keys a limiter may hold before it is pruned.
     pub max_keys: usize,
+    /// Limits shared by replicas through Redis (`shared_state:`).
+    pub shared: Option<SharedLimits>,
+}
+
+/// `shared_state:`: where replicas keep their common rate-limit state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SharedLimits {
+    /// The Redis URL (may hold a password).
+    pub redis: Secret,
+    /// What a check does while Redis cannot be asked.
+    pub on_error: OnRedisError,
+}
+
+/// `shared_state.on_redis_error:`
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnRedisError {
+    /// Fall back to this replica's own limits (and log it).
+    Local,
+    /// Refuse with 503.
+    Deny,
 }
 
 /// Verified-token cache settings.

@@ -213,7 +213,8 @@ pub(super) fn validate(
             Some(Secret(b.key.into_bytes()))
         }
     });
-    let rate_limits = super::limits::rate_limits(&raw.rate_limits, &mut report);
+    let mut rate_limits = super::limits::rate_limits(&raw.rate_limits, &mut report);
+    rate_limits.shared = super::limits::shared_state(raw.shared_state.as_ref(), &mut report);
     let token_cache = TokenCache {
         ttl: report.duration(
             "token_cache.ttl",

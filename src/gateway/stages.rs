@@ -86,7 +86,8 @@ pub(super) async fn authorize(
             return Err(Rejection::BodyNotAllowed);
         }
         snap.throttle
-            .admit(principal, std::iter::empty())
+            .admit_everywhere(principal, &[])
+            .await
             .map_err(throttled(None))?;
         return Ok(Vec::new());
     }
@@ -106,9 +107,10 @@ pub(super) async fn authorize(
         }
     })?;
     envelope.resolve(&version)?;
-    let tools = envelope.calls().iter().filter_map(RpcCall::tool);
+    let tools: Vec<&str> = envelope.calls().iter().filter_map(RpcCall::tool).collect();
     snap.throttle
-        .admit(principal, tools)
+        .admit_everywhere(principal, &tools)
+        .await
         .map_err(throttled(envelope.single_id()))?;
     let calls = authz::authorize(route, principal, envelope).map_err(Rejection::Denied)?;
     filter::refuse_batched_lists(route, &calls)?;

@@ -275,3 +275,70 @@ async fn sign_in(browser: &mut Browser, authorize: &str) -> String {
         .unwrap_or_else(|r| panic!("{} {}", r.status, r.text()));
     query(&location)["code"].clone()
 }
+
+/// Two replicas with `per_principal: 3/m burst 3` shared through Redis.
+fn limited(upstream: &str, issuer: &TestIssuer, redis_port: u16, on_error: &str) -> Gateway {
+    GatewayBuilder::new()
+        .issuer(issuer)
+        .route("/mcp", upstream, crate::RESOURCE, "")
+        .extra(&format!(
+            "rate_limits:\n  per_principal: 3/m burst 3\n  tools: {{echo: 2/m burst 2}}\n\
+             shared_state:\n  redis: redis://127.0.0.1:{redis_port}\n  on_redis_error: {on_error}\n"
+        ))
+        .spawn()
+}
+
+const ECHO: &str =
+    r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{}}}"#;
+const PING: &str = r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#;
+
+#[tokio::test]
+async fn rate_limits_hold_across_replicas_and_redis_errors_follow_on_redis_error() {
+    use crate::support::upstream::{Behavior, Upstream};
+    let redis_port = crate::support::free_port();
+    let redis = Redis::start(redis_port);
+    let upstream = Upstream::start(Behavior::Json).await;
+    let issuer = TestIssuer::new(ISS);
+    let auth = format!("Bearer {}", issuer.token(crate::RESOURCE, ""));
+    let a = limited(&upstream.url(), &issuer, redis_port, "local");
+    let b = limited(&upstream.url(), &issuer, redis_port, "deny");
+
+    // A tool's budget (2) is spent across both replicas, not 2 each.
+    assert_eq!(a.post("/mcp", &auth, ECHO).await.status, 200);
+    assert_eq!(b.post("/mcp", &auth, ECHO).await.status, 200);
+    let third = a.post("/mcp", &auth, ECHO).await;
+    assert_eq!(third.status, 429, "{}", third.text());
+    assert!(!third.header("retry-after").is_empty());
+    // The principal's budget (3, of which 3 went to the calls above) too.
+    let over = b.post("/mcp", &auth, PING).await;
+    assert_eq!(over.status, 429, "{}", over.text());
+
+    // Redis down: `local` falls back to the replica's own budget (fresh for
+    // another principal), `deny` refuses with 503.
+    drop(redis);
+    let mut bob = issuer.claims(crate::RESOURCE, "");
+    bob["sub"] = "bob".into();
+    let other = format!("Bearer {}", issuer.sign(&bob));
+    assert_eq!(
+        a.post("/mcp", &other, PING).await.status,
+        200,
+        "local fallback"
+    );
+    let denied = b.post("/mcp", &other, PING).await;
+    assert_eq!(denied.status, 503, "{}", denied.text());
+    assert_eq!(denied.header("retry-after"), "1");
+    a.wait_for_log("shared rate limits: Redis cannot be asked")
+        .await;
+
+    // Redis back: the replicas use it again without a restart.
+    let _redis = Redis::start(redis_port);
+    let mut back = false;
+    for _ in 0..40 {
+        if b.post("/mcp", &other, PING).await.status == 200 {
+            back = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(back, "the deny replica did not recover");
+}

@@ -23,7 +23,11 @@ use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use crate::authn::{AuthnError, Principal};
-use crate::config::{Rate, RateLimitConfig};
+use crate::config::{OnRedisError, Rate, RateLimitConfig, SharedLimits};
+
+mod shared;
+
+use shared::{Shared, Verdict};
 
 /// Why a request is not admitted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -37,6 +41,9 @@ pub enum Throttled {
     /// The principal already has the maximum number of open streams.
     #[error("too many concurrent streams")]
     Streams,
+    /// The shared limits cannot be asked and `on_redis_error` is `deny`.
+    #[error("rate limits are unavailable")]
+    Unavailable,
 }
 
 /// All admission state of the gateway.
@@ -48,6 +55,8 @@ pub struct Throttle {
     streams: Arc<Mutex<HashMap<String, usize>>>,
     max_streams: usize,
     clock: DefaultClock,
+    /// Budgets shared by replicas, when `shared_state` is set.
+    shared: Option<(SharedLimits, Arc<Shared>)>,
 }
 
 /// A keyed limiter and the rate it was built for, shared across reloads.
@@ -112,6 +121,73 @@ impl Throttle {
             streams: previous.map_or_else(Arc::default, |p| p.streams.clone()),
             max_streams,
             clock: DefaultClock::default(),
+            // The connection outlives reloads that keep the same settings.
+            shared: config.shared.as_ref().and_then(|settings| {
+                let kept = previous
+                    .and_then(|p| p.shared.as_ref())
+                    .filter(|(s, _)| s == settings)
+                    .map(|(_, shared)| shared.clone());
+                let shared = kept.or_else(|| match Shared::open(settings) {
+                    Ok(shared) => Some(Arc::new(shared)),
+                    Err(e) => {
+                        tracing::error!(error = %e, "shared_state.redis cannot be used; limits are per replica");
+                        None
+                    }
+                })?;
+                Some((settings.clone(), shared))
+            }),
+        }
+    }
+
+    /// Admits one request as [`Throttle::admit`] does, against the budgets
+    /// shared by every replica when `shared_state` is set.
+    pub async fn admit_everywhere(
+        &self,
+        principal: &Principal,
+        tools: &[&str],
+    ) -> Result<(), Throttled> {
+        let Some((_, shared)) = &self.shared else {
+            return self.admit(principal, tools.iter().copied());
+        };
+        // Redis sees a digest of the principal, never its identity.
+        let who = digest(&key(principal));
+        if let Some(limiter) = &self.per_principal {
+            let local = || self.check(&limiter.state, &key(principal));
+            self.shared_check(shared, &format!("p:{who}"), &limiter.rate, local)
+                .await?;
+        }
+        for tool in tools {
+            if let Some(limiter) = self.per_tool.get(*tool) {
+                let local = || self.check(&limiter.state, &key(principal));
+                self.shared_check(
+                    shared,
+                    &format!("t:{}:{who}", digest(tool)),
+                    &limiter.rate,
+                    local,
+                )
+                .await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn shared_check(
+        &self,
+        shared: &Shared,
+        budget: &str,
+        rate: &Rate,
+        local: impl FnOnce() -> Result<(), Throttled>,
+    ) -> Result<(), Throttled> {
+        match shared.check(budget, rate).await {
+            Verdict::Admit => Ok(()),
+            Verdict::Wait(wait) => Err(Throttled::Rate {
+                retry_after: wait.as_secs() + u64::from(wait.subsec_nanos() > 0),
+            }
+            .at_least_one()),
+            Verdict::Unavailable => match shared.on_error {
+                OnRedisError::Local => local(),
+                OnRedisError::Deny => Err(Throttled::Unavailable),
+            },
         }
     }
 
@@ -276,6 +352,15 @@ impl IpLimiter {
     }
 }
 
+/// A short, stable digest of `text` for keys kept outside the process.
+fn digest(text: &str) -> String {
+    let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, text.as_bytes());
+    d.as_ref()[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 /// IPv4 as is; IPv6 by /64, the unit one client usually controls.
 fn network(ip: IpAddr) -> IpAddr {
     match ip {
@@ -331,6 +416,7 @@ mod tests {
             tools: HashMap::from([("expensive".to_owned(), rate(1, 60, 1))]),
             unauthenticated_per_ip: rate(1, 60, 3),
             max_keys: 1000,
+            shared: None,
         };
         Throttle::new(&config, 2)
     }
@@ -390,6 +476,7 @@ mod tests {
             tools: HashMap::new(),
             unauthenticated_per_ip: rate(1, 60, 3),
             max_keys: 1000,
+            shared: None,
         };
         let reloaded = t.reconfigured(&config, 2);
         assert!(reloaded.check_principal(&alice).is_err(), "budget refilled");
