@@ -51,6 +51,8 @@ pub(super) struct RawSharedState {
     pub redis: String,
     /// `local` (default) or `deny`.
     pub on_redis_error: Option<String>,
+    /// Lease of a stream slot (default 30s).
+    pub stream_lease: Option<String>,
 }
 
 /// `authorization_server:`

@@ -73,9 +73,21 @@ pub(super) fn shared_state(
             super::OnRedisError::Local
         }
     };
+    let stream_lease = report.duration(
+        "shared_state.stream_lease",
+        raw.stream_lease.as_deref(),
+        Duration::from_secs(30),
+    );
+    if stream_lease < Duration::from_millis(300) {
+        report.error(
+            "shared_state.stream_lease",
+            "at least 300ms (it is renewed every third of it)",
+        );
+    }
     Some(super::SharedLimits {
         redis: super::Secret(raw.redis.as_bytes().to_vec()),
         on_error,
+        stream_lease,
     })
 }
 

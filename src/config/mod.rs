@@ -99,6 +99,8 @@ pub struct SharedLimits {
     pub redis: Secret,
     /// What a check does while Redis cannot be asked.
     pub on_error: OnRedisError,
+    /// How long a stream slot outlives a replica that stopped renewing it.
+    pub stream_lease: Duration,
 }
 
 /// `shared_state.on_redis_error:`

@@ -158,13 +158,14 @@ impl Gateway {
         snap.sessions
             .unwrap_request(&principal, &mut parts.headers)
             .map_err(|_| Rejection::SessionNotFound)?;
-        let slot =
-            snap.throttle
-                .open_stream(&principal)
-                .map_err(|throttled| Rejection::Throttled {
-                    throttled,
-                    id: outcome.single_id(),
-                })?;
+        let slot = snap
+            .throttle
+            .open_stream_everywhere(&principal)
+            .await
+            .map_err(|throttled| Rejection::Throttled {
+                throttled,
+                id: outcome.single_id(),
+            })?;
         forward::headers::add_identity(&mut parts.headers, route, &principal);
 
         // Stage 7: forward and stream.

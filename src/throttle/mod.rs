@@ -27,7 +27,7 @@ use crate::config::{OnRedisError, Rate, RateLimitConfig, SharedLimits};
 
 mod shared;
 
-use shared::{Shared, Verdict};
+use shared::{Lease, Shared, Verdict};
 
 /// Why a request is not admitted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -270,7 +270,34 @@ impl Throttle {
         Ok(StreamGuard {
             streams: self.streams.clone(),
             key,
+            lease: None,
         })
+    }
+
+    /// Takes a stream slot as [`Throttle::open_stream`] does, and with
+    /// `shared_state`, also one of the principal's slots across replicas.
+    pub async fn open_stream_everywhere(
+        &self,
+        principal: &Principal,
+    ) -> Result<StreamGuard, Throttled> {
+        let mut guard = self.open_stream(principal)?;
+        let Some((_, shared)) = &self.shared else {
+            return Ok(guard);
+        };
+        match shared
+            .take_slot(&digest(&key(principal)), self.max_streams)
+            .await
+        {
+            Ok(Some(lease)) => {
+                guard.lease = Some(lease);
+                Ok(guard)
+            }
+            Ok(None) => Err(Throttled::Streams),
+            Err(()) => match shared.on_error {
+                OnRedisError::Local => Ok(guard),
+                OnRedisError::Deny => Err(Throttled::Unavailable),
+            },
+        }
     }
 
     /// Drops limiter keys that are back to a fresh state. Called periodically.
@@ -377,6 +404,8 @@ fn network(ip: IpAddr) -> IpAddr {
 pub struct StreamGuard {
     streams: Arc<Mutex<HashMap<String, usize>>>,
     key: String,
+    /// The slot across replicas (`shared_state`), given back on drop.
+    lease: Option<Lease>,
 }
 
 impl Drop for StreamGuard {

@@ -5,6 +5,12 @@
 //! clocks agree). Keys are `mcpgw:rl:<limit>:<principal>`, expiring once
 //! the budget is full again.
 //!
+//! Stream caps are leases: a sorted set per principal whose members are the
+//! open streams, scored by when their lease runs out. A replica renews its
+//! streams' leases while they are open and removes them when they close; a
+//! replica that dies (SIGKILL) stops renewing, and its slots come back once
+//! the lease (`stream_lease`, default 30 s) runs out.
+//!
 //! While Redis cannot be asked, `on_redis_error: local` (the default) falls
 //! back to this replica's own limiters and logs it (at most every 10 s);
 //! `deny` refuses with 503. The connection reconnects by itself.
@@ -34,6 +40,53 @@ if allow_at > now then return allow_at - now end
 redis.call('SET', KEYS[1], new_tat, 'PX', new_tat - now + 1000)
 return 0";
 
+/// Takes a stream slot. KEYS[1]: the principal's set. ARGV: cap, lease id,
+/// lease ms. Returns 1 (taken) or 0 (full).
+const LEASE_TAKE: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then return 0 end
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[2])
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]) * 2)
+return 1";
+
+/// Renews a lease that still exists. ARGV: lease id, lease ms.
+const LEASE_RENEW: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZADD', KEYS[1], 'XX', now + tonumber(ARGV[2]), ARGV[1])
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]) * 2)
+return 1";
+
+/// A stream slot held in Redis: renewed while alive, given back on drop.
+pub(super) struct Lease {
+    renew: tokio::task::JoinHandle<()>,
+    conn: ConnectionManager,
+    key: String,
+    id: String,
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        self.renew.abort();
+        let (mut conn, key, id) = (self.conn.clone(), self.key.clone(), self.id.clone());
+        // Best effort: if this fails, the lease runs out by itself.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                let removed: redis::RedisResult<i64> = redis::cmd("ZREM")
+                    .arg(&key)
+                    .arg(&id)
+                    .query_async(&mut conn)
+                    .await;
+                if let Err(e) = removed {
+                    tracing::debug!(error = %e, "stream lease not returned; it expires by itself");
+                }
+            });
+        }
+    }
+}
+
 /// What a shared check found.
 pub(super) enum Verdict {
     /// Admitted by the shared budget.
@@ -48,6 +101,9 @@ pub(super) enum Verdict {
 pub(super) struct Shared {
     conn: ConnectionManager,
     script: redis::Script,
+    take: redis::Script,
+    renew: redis::Script,
+    lease: Duration,
     pub(super) on_error: OnRedisError,
     last_warning: Mutex<Option<Instant>>,
 }
@@ -67,6 +123,9 @@ impl Shared {
         Ok(Self {
             conn,
             script: redis::Script::new(GCRA),
+            take: redis::Script::new(LEASE_TAKE),
+            renew: redis::Script::new(LEASE_RENEW),
+            lease: settings.stream_lease,
             on_error: settings.on_error,
             last_warning: Mutex::new(None),
         })
@@ -88,6 +147,58 @@ impl Shared {
             Ok(Err(e)) => self.unavailable(&e.to_string()),
             Err(_) => self.unavailable("no answer in time"),
         }
+    }
+
+    /// Takes one of `cap` stream slots of `principal`: `Ok(Some)` with the
+    /// lease, `Ok(None)` when all are taken, `Err` when Redis cannot be asked.
+    pub(super) async fn take_slot(&self, principal: &str, cap: usize) -> Result<Option<Lease>, ()> {
+        let key = format!("mcpgw:st:{principal}");
+        let mut id_bytes = [0u8; 12];
+        if aws_lc_rs::rand::fill(&mut id_bytes).is_err() {
+            return Err(());
+        }
+        let id: String = id_bytes.iter().map(|b| format!("{b:02x}")).collect();
+        let lease_ms = u64::try_from(self.lease.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        let mut conn = self.conn.clone();
+        let mut invocation = self.take.key(&key);
+        invocation.arg(cap).arg(&id).arg(lease_ms);
+        let answer =
+            tokio::time::timeout(DEADLINE, invocation.invoke_async::<i64>(&mut conn)).await;
+        match answer {
+            Ok(Ok(1)) => {}
+            Ok(Ok(_)) => return Ok(None),
+            Ok(Err(e)) => {
+                self.unavailable(&e.to_string());
+                return Err(());
+            }
+            Err(_) => {
+                self.unavailable("no answer in time");
+                return Err(());
+            }
+        }
+        let (renew_conn, renew_key, renew_id) = (self.conn.clone(), key.clone(), id.clone());
+        let script = self.renew.clone();
+        let every = self.lease / 3;
+        let renew = tokio::spawn(async move {
+            let mut conn = renew_conn;
+            loop {
+                tokio::time::sleep(every).await;
+                let mut invocation = script.key(&renew_key);
+                invocation.arg(&renew_id).arg(lease_ms);
+                let renewed = invocation.invoke_async::<i64>(&mut conn).await;
+                if let Err(e) = renewed {
+                    tracing::debug!(error = %e, "stream lease not renewed; retrying");
+                }
+            }
+        });
+        Ok(Some(Lease {
+            renew,
+            conn: self.conn.clone(),
+            key,
+            id,
+        }))
     }
 
     fn unavailable(&self, why: &str) -> Verdict {

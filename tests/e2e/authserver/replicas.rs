@@ -342,3 +342,70 @@ async fn rate_limits_hold_across_replicas_and_redis_errors_follow_on_redis_error
     }
     assert!(back, "the deny replica did not recover");
 }
+
+#[tokio::test]
+async fn stream_caps_hold_across_replicas_and_a_killed_replica_s_slots_come_back() {
+    use crate::support::upstream::{Behavior, Upstream};
+    let redis_port = crate::support::free_port();
+    let _redis = Redis::start(redis_port);
+    let gate = std::sync::Arc::new(tokio::sync::Notify::new());
+    let upstream = Upstream::start(Behavior::Sse(gate.clone())).await;
+    let issuer = TestIssuer::new(ISS);
+    let replica = || {
+        GatewayBuilder::new()
+            .issuer(&issuer)
+            .route("/mcp", &upstream.url(), crate::RESOURCE, "")
+            .extra(&format!(
+                "limits:\n  max_streams_per_principal: 2\n\
+                 shared_state:\n  redis: redis://127.0.0.1:{redis_port}\n  stream_lease: 1s\n"
+            ))
+            .spawn()
+    };
+    let (a, b) = (replica(), replica());
+    a.wait_ready().await;
+    b.wait_ready().await;
+    let auth = format!("Bearer {}", issuer.token(crate::RESOURCE, ""));
+    let headers = [("authorization", auth.as_str())];
+    let open = |gw: &Gateway| {
+        let url = gw.url("/mcp");
+        let headers = headers;
+        async move { crate::support::http::open_stream(&url, &headers, PING).await }
+    };
+    let first = open(&a).await;
+    let second = open(&b).await;
+    assert_eq!(
+        (first.status().as_u16(), second.status().as_u16()),
+        (200, 200)
+    );
+    // Two streams open, one on each replica: a third is refused on either.
+    assert_eq!(
+        open(&a).await.status(),
+        429,
+        "the cap is global, not per replica"
+    );
+    assert_eq!(open(&b).await.status(), 429);
+
+    // A replica killed with its stream open stops renewing the lease: the
+    // slot comes back once the lease runs out (1 s here), with no restart.
+    let mut a = a;
+    a.signal("KILL");
+    drop(first);
+    let started = std::time::Instant::now();
+    let mut freed = None;
+    while started.elapsed() < Duration::from_secs(5) {
+        let r = open(&b).await;
+        if r.status() == 200 {
+            freed = Some(started.elapsed());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let freed = freed.expect("the killed replica's slot never came back");
+    assert!(a.exited(), "replica A is gone");
+    assert!(
+        freed >= Duration::from_millis(300),
+        "came back before the lease ran out: {freed:?}"
+    );
+    drop(second);
+    gate.notify_waiters();
+}
