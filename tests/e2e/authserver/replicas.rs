@@ -368,7 +368,6 @@ async fn stream_caps_hold_across_replicas_and_a_killed_replica_s_slots_come_back
     let headers = [("authorization", auth.as_str())];
     let open = |gw: &Gateway| {
         let url = gw.url("/mcp");
-        let headers = headers;
         async move { crate::support::http::open_stream(&url, &headers, PING).await }
     };
     let first = open(&a).await;
