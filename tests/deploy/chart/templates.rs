@@ -2,7 +2,8 @@
 //! that match their column, and, in each manifest's skeleton (see
 //! template.rs), the settings and wiring the old rendered-output checks
 //! asserted: probes, the security contexts, mounts, Secrets, selectors, and
-//! the guards on `mode`, `upstream.container` and `networkPolicy.enabled`.
+//! the guards on `mode`, `replicaCount` (Redis), `upstream.container` and
+//! `networkPolicy.enabled`.
 
 use std::collections::BTreeSet;
 
@@ -184,12 +185,28 @@ fn helm_deployment_template_wires_probes_security_and_mounts() {
 fn helm_templates_guard_their_inputs() {
     let deployment = parsed("deployment.yaml");
     // A `mode` other than sidecar or standalone fails the render.
+    let mode_fail = |a: &Action| a.word() == "fail" && a.body.contains("mode must be");
     assert_eq!(
-        blocks_around(&deployment, |a| a.word() == "fail"),
+        blocks_around(&deployment, mode_fail),
         [r#"if and (ne .Values.mode "sidecar") (ne .Values.mode "standalone")"#]
     );
-    let fail = deployment.iter().find(|a| a.word() == "fail").unwrap();
-    assert!(fail.body.contains("mode must be sidecar or standalone"));
+    // More than one replica needs Redis: for the limits always, and for the
+    // built-in authorization server's store when it is configured.
+    let replicas = "if gt (int .Values.replicaCount) 1";
+    let redis_fail =
+        |a: &Action| a.word() == "fail" && a.body.contains("config.shared_state.redis");
+    assert_eq!(
+        blocks_around(&deployment, redis_fail),
+        [
+            replicas,
+            r#"if not (dig "shared_state" "redis" "" .Values.config)"#
+        ]
+    );
+    let store_fail =
+        |a: &Action| a.word() == "fail" && a.body.contains("authorization_server.store");
+    let around = blocks_around(&deployment, store_fail);
+    assert_eq!(around[0], replicas);
+    assert!(around[1].contains(r#"hasPrefix "redis""#), "{around:?}");
     // The upstream container and its volumes are in sidecar mode only, and
     // the container is required there.
     let sidecar = r#"if eq .Values.mode "sidecar""#;
