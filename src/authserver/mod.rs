@@ -245,10 +245,10 @@ impl AuthorizationServer {
                     StoreSetting::Memory => Store::Memory(MemoryStore::default()),
                     StoreSetting::Redis(url) => {
                         let url = String::from_utf8_lossy(&url.0).into_owned();
-                        Store::Redis(
-                            store::RedisStore::open(&url)
-                                .map_err(|e| StartError::Store(format!("redis: {e}")))?,
-                        )
+                        let redis = store::RedisStore::open(&url)
+                            .map_err(|e| StartError::Store(format!("redis: {e}")))?;
+                        let _first = redis.up.set(metrics.redis_gauge("store"));
+                        Store::Redis(redis)
                     }
                     StoreSetting::Sqlite(path) => {
                         Store::Sqlite(store::SqliteStore::open(path).map_err(|e| {

@@ -203,6 +203,7 @@ async fn build_snapshot(
             .reconfigured(&config.rate_limits, config.limits.max_streams_per_principal),
         None => Throttle::new(&config.rate_limits, config.limits.max_streams_per_principal),
     });
+    throttle.report_redis(metrics.redis_gauge("limits"));
     Ok(Snapshot {
         config,
         authn,

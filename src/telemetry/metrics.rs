@@ -42,6 +42,13 @@ pub struct AuthServerLabels {
     pub outcome: &'static str,
 }
 
+/// Labels of `mcp_gateway_redis_up`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RedisLabels {
+    /// `limits` (shared_state) or `store` (the authorization server's).
+    pub role: &'static str,
+}
+
 /// Labels of `mcp_gateway_jwks_fetches_total`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct FetchLabels {
@@ -70,6 +77,8 @@ pub struct Metrics {
     pub token_cache_misses: Counter,
     /// Config reloads by result.
     pub reloads: Family<Vec<(String, String)>, Counter>,
+    /// Redis reachability by role.
+    pub redis_up: Family<RedisLabels, Gauge>,
     /// Built-in authorization server decisions by event and outcome.
     pub auth_server: Family<AuthServerLabels, Counter>,
 }
@@ -94,6 +103,12 @@ impl Metrics {
         let token_cache_misses = Counter::default();
         let reloads = Family::<Vec<(String, String)>, Counter>::default();
         let auth_server = Family::<AuthServerLabels, Counter>::default();
+        let redis_up = Family::<RedisLabels, Gauge>::default();
+        registry.register(
+            "redis_up",
+            "Whether the last command to Redis succeeded (1) or failed (0), by role",
+            redis_up.clone(),
+        );
         registry.register(
             "authorization_server_events",
             "Built-in authorization server decisions: sign-ins, refusals, tokens issued and refreshed",
@@ -150,7 +165,13 @@ impl Metrics {
             token_cache_misses,
             reloads,
             auth_server,
+            redis_up,
         }
+    }
+
+    /// The gauge that says whether Redis answers, for one role.
+    pub fn redis_gauge(&self, role: &'static str) -> Gauge {
+        self.redis_up.get_or_create(&RedisLabels { role }).clone()
     }
 
     /// Counts one decision of the built-in authorization server.

@@ -274,6 +274,14 @@ impl Throttle {
         })
     }
 
+    /// Reports Redis reachability of the shared limits to `gauge`.
+    pub fn report_redis(&self, gauge: prometheus_client::metrics::gauge::Gauge) {
+        if let Some((_, shared)) = &self.shared {
+            // Set once per connection; a reload that keeps it keeps the gauge.
+            let _already = shared.up.set(gauge);
+        }
+    }
+
     /// Takes a stream slot as [`Throttle::open_stream`] does, and with
     /// `shared_state`, also one of the principal's slots across replicas.
     pub async fn open_stream_everywhere(

@@ -106,6 +106,8 @@ pub(super) struct Shared {
     lease: Duration,
     pub(super) on_error: OnRedisError,
     last_warning: Mutex<Option<Instant>>,
+    /// `mcp_gateway_redis_up{role="limits"}`, once the gateway hands it over.
+    pub(super) up: std::sync::OnceLock<prometheus_client::metrics::gauge::Gauge>,
 }
 
 impl Shared {
@@ -128,6 +130,7 @@ impl Shared {
             lease: settings.stream_lease,
             on_error: settings.on_error,
             last_warning: Mutex::new(None),
+            up: std::sync::OnceLock::new(),
         })
     }
 
@@ -141,6 +144,9 @@ impl Shared {
             .arg(rate.burst.get());
         let answer =
             tokio::time::timeout(DEADLINE, invocation.invoke_async::<i64>(&mut conn)).await;
+        if answer.as_ref().is_ok_and(Result::is_ok) {
+            self.mark(true);
+        }
         match answer {
             Ok(Ok(0)) => Verdict::Admit,
             Ok(Ok(ms)) => Verdict::Wait(Duration::from_millis(u64::try_from(ms).unwrap_or(1))),
@@ -166,6 +172,9 @@ impl Shared {
         invocation.arg(cap).arg(&id).arg(lease_ms);
         let answer =
             tokio::time::timeout(DEADLINE, invocation.invoke_async::<i64>(&mut conn)).await;
+        if answer.as_ref().is_ok_and(Result::is_ok) {
+            self.mark(true);
+        }
         match answer {
             Ok(Ok(1)) => {}
             Ok(Ok(_)) => return Ok(None),
@@ -201,7 +210,14 @@ impl Shared {
         }))
     }
 
+    fn mark(&self, up: bool) {
+        if let Some(gauge) = self.up.get() {
+            gauge.set(i64::from(up));
+        }
+    }
+
     fn unavailable(&self, why: &str) -> Verdict {
+        self.mark(false);
         if let Ok(mut last) = self.last_warning.lock() {
             if last.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
                 *last = Some(Instant::now());

@@ -30,6 +30,8 @@ return 0";
 pub(crate) struct RedisStore {
     conn: ConnectionManager,
     cas: redis::Script,
+    /// `mcp_gateway_redis_up{role="store"}`, once the server hands it over.
+    pub(crate) up: std::sync::OnceLock<prometheus_client::metrics::gauge::Gauge>,
 }
 
 fn unavailable(e: impl std::fmt::Display) -> StoreError {
@@ -58,6 +60,7 @@ impl RedisStore {
         Ok(Self {
             conn,
             cas: redis::Script::new(COMPARE_AND_SET),
+            up: std::sync::OnceLock::new(),
         })
     }
 
@@ -65,10 +68,14 @@ impl RedisStore {
         &self,
         op: impl std::future::Future<Output = redis::RedisResult<T>>,
     ) -> Result<T, StoreError> {
-        tokio::time::timeout(DEADLINE, op)
+        let result = tokio::time::timeout(DEADLINE, op)
             .await
-            .map_err(|_| unavailable("no answer in time"))?
-            .map_err(unavailable)
+            .map_err(|_| unavailable("no answer in time"))
+            .and_then(|r| r.map_err(unavailable));
+        if let Some(gauge) = self.up.get() {
+            gauge.set(i64::from(result.is_ok()));
+        }
+        result
     }
 
     pub(super) async fn put(

@@ -282,7 +282,7 @@ fn limited(upstream: &str, issuer: &TestIssuer, redis_port: u16, on_error: &str)
         .issuer(issuer)
         .route("/mcp", upstream, crate::RESOURCE, "")
         .extra(&format!(
-            "rate_limits:\n  per_principal: 3/m burst 3\n  tools: {{echo: 2/m burst 2}}\n\
+            "admin_listen: 127.0.0.1:0\nrate_limits:\n  per_principal: 3/m burst 3\n  tools: {{echo: 2/m burst 2}}\n\
              shared_state:\n  redis: redis://127.0.0.1:{redis_port}\n  on_redis_error: {on_error}\n"
         ))
         .spawn()
@@ -329,6 +329,15 @@ async fn rate_limits_hold_across_replicas_and_redis_errors_follow_on_redis_error
     assert_eq!(denied.header("retry-after"), "1");
     a.wait_for_log("shared rate limits: Redis cannot be asked")
         .await;
+    let up = |gw: &Gateway| {
+        let url = gw.admin_url("/metrics");
+        async move { send("GET", &url, &[], "").await.text() }
+    };
+    assert!(
+        up(&a)
+            .await
+            .contains(r#"mcp_gateway_redis_up{role="limits"} 0"#)
+    );
 
     // Redis back: the replicas use it again without a restart.
     let _redis = Redis::start(redis_port);
@@ -341,6 +350,11 @@ async fn rate_limits_hold_across_replicas_and_redis_errors_follow_on_redis_error
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(back, "the deny replica did not recover");
+    assert!(
+        up(&b)
+            .await
+            .contains(r#"mcp_gateway_redis_up{role="limits"} 1"#)
+    );
 }
 
 #[tokio::test]
