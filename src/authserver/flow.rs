@@ -1,7 +1,8 @@
-//! The browser's path: registration, `/authorize` (validation and the
-//! consent page), `/consent` (the user's answer, then the identity
-//! provider), `/callback` (the provider's answer, the login policy, the
-//! grants, the code for the client).
+//! The browser's path up to the identity provider: `/authorize` (validation
+//! and the consent page) and `/consent` (the user's answer, then the
+//! provider), with what they share with callback.rs and token.rs: the
+//! pending-authorization and code records, form parsing, the browser-binding
+//! cookie, the audit event.
 //!
 //! Confused-deputy defences (MCP security best practices): the gateway is
 //! one client at the provider for every MCP client, so consent per client
@@ -11,7 +12,6 @@
 //! to the same cookie.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use askama::Template;
@@ -22,13 +22,11 @@ use hyper::body::Incoming;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use super::clients::{Client, Registration, RegistrationError};
 use super::idp::{Identity, random_token, s256};
-use super::respond::{OAuthError, error_page, json_ok, page, redirect};
+use super::respond::{OAuthError, error_page, page, redirect};
 use super::store::Space;
 use super::{AuthorizationServer, cimd, pages};
 use crate::body::{self, Body};
-use crate::config::{AuthServer, IdpKind, People};
 
 /// The browser-binding cookie.
 const COOKIE_NAME: &str = "__Host-mcp-gateway-login";
@@ -37,7 +35,7 @@ const PENDING_TTL: Duration = Duration::from_secs(600);
 /// How long an authorization code lives.
 pub(super) const CODE_TTL: Duration = Duration::from_secs(60);
 /// Largest form or registration body.
-const MAX_FORM: usize = 16 * 1024;
+pub(super) const MAX_FORM: usize = 16 * 1024;
 /// Longest `state` a client may send (it is stored until the callback).
 const MAX_STATE: usize = 512;
 /// Longest `scope` a client may send.
@@ -126,48 +124,7 @@ pub(super) async fn read_form(
     parse_form(text).map_err(OAuthError::invalid_request)
 }
 
-/// Whether `person` is in `set` (one matching entry of one list).
-pub(super) fn matches(set: &People, person: &Identity, kind: IdpKind) -> bool {
-    let domain = person
-        .email
-        .as_deref()
-        .and_then(|e| e.rsplit_once('@'))
-        .map(|(_, d)| d);
-    // Google: a Workspace domain is vouched for by `hd`, not by the address.
-    let domain_ok = |d: &String| match kind {
-        IdpKind::Google => person.hosted_domain.as_ref() == Some(d) && domain == Some(d.as_str()),
-        _ => domain == Some(d.as_str()),
-    };
-    set.email_domains.iter().any(domain_ok)
-        || person
-            .email
-            .as_ref()
-            .is_some_and(|e| set.emails.contains(e))
-        || person.groups.iter().any(|g| set.groups.contains(g))
-        || person
-            .github_orgs
-            .iter()
-            .any(|o| set.github_orgs.contains(o))
-}
-
-/// The scopes `person` may receive: the union of the grants that apply.
-pub(super) fn granted(config: &AuthServer, person: &Identity) -> Vec<String> {
-    let mut scopes: Vec<String> = config
-        .grants
-        .iter()
-        .filter(|g| {
-            g.when
-                .as_ref()
-                .is_none_or(|w| matches(w, person, config.upstream.kind))
-        })
-        .flat_map(|g| g.scopes.iter().cloned())
-        .collect();
-    scopes.sort_unstable();
-    scopes.dedup();
-    scopes
-}
-
-fn cookie_value(headers: &HeaderMap, key: &cookie::Key) -> Option<String> {
+pub(super) fn cookie_value(headers: &HeaderMap, key: &cookie::Key) -> Option<String> {
     let mut jar = CookieJar::new();
     for header in headers.get_all(COOKIE) {
         for part in header.to_str().ok()?.split(';') {
@@ -194,7 +151,7 @@ fn set_cookie(value: &str, key: &cookie::Key) -> Option<String> {
 }
 
 impl AuthorizationServer {
-    async fn load<T: for<'de> Deserialize<'de>>(
+    pub(super) async fn load<T: for<'de> Deserialize<'de>>(
         &self,
         space: Space,
         key: &str,
@@ -207,7 +164,7 @@ impl AuthorizationServer {
         Ok(raw.and_then(|r| serde_json::from_slice(&r).ok()))
     }
 
-    async fn save<T: Serialize>(
+    pub(super) async fn save<T: Serialize>(
         &self,
         space: Space,
         key: &str,
@@ -220,116 +177,6 @@ impl AuthorizationServer {
             .put(space, key, bytes, ttl)
             .await
             .map_err(|e| OAuthError::unavailable(e.to_string()))
-    }
-
-    /// RFC 7591 registration.
-    pub(super) async fn register(&self, req: Request<Incoming>, peer: IpAddr) -> Response<Body> {
-        match self.register_inner(req, peer).await {
-            Ok(resp) => resp,
-            Err(e) => {
-                self.metrics.auth_server_event("register", "refused");
-
-                tracing::info!(target: "mcp_auth_gateway::audit", event = "register", outcome = "refused", error = e.code(), detail = e.description());
-                e.into_response()
-            }
-        }
-    }
-
-    async fn register_inner(
-        &self,
-        req: Request<Incoming>,
-        peer: IpAddr,
-    ) -> Result<Response<Body>, OAuthError> {
-        if !self.config.dynamic_registration {
-            return Err(OAuthError::invalid_request("dynamic registration is off"));
-        }
-        // Per client network (IPv6 /64), counted atomically in this process.
-        // Behind a proxy every client shares the proxy's address: size the
-        // limit for that, or register clients ahead of time.
-        self.limits
-            .register
-            .check(peer)
-            .map_err(|_| OAuthError::too_many_requests())?;
-        let bytes = body::read_capped(req.into_body(), MAX_FORM, Duration::from_secs(10))
-            .await
-            .map_err(|e| OAuthError::invalid_client_metadata(e.to_string()))?;
-        let registration: Registration = serde_json::from_slice(&bytes).map_err(|e| {
-            OAuthError::invalid_client_metadata(format!("not a registration request: {e}"))
-        })?;
-        // Never `https://…`: that shape is a CIMD client id.
-        let id = random_token(16).map_err(|_| OAuthError::unavailable("random source failed"))?;
-        let client_id = format!("mcpgw-{id}");
-        let client = registration
-            .into_client(client_id.clone())
-            .map_err(|e| match e {
-                RegistrationError::RedirectUri(d) => OAuthError::invalid_redirect_uri(d),
-                RegistrationError::Metadata(d) => OAuthError::invalid_client_metadata(d),
-            })?;
-        let record =
-            serde_json::to_vec(&client).map_err(|e| OAuthError::unavailable(e.to_string()))?;
-        let fresh = self
-            .store
-            .put_new(Space::Client, &client_id, record, Self::client_ttl())
-            .await
-            .map_err(|e| OAuthError::unavailable(e.to_string()))?;
-        if !fresh {
-            return Err(OAuthError::unavailable("client id collision; retry"));
-        }
-        self.metrics.auth_server_event("register", "registered");
-
-        tracing::info!(target: "mcp_auth_gateway::audit", event = "register", outcome = "registered", client_id = %client_id, redirect_uris = ?client.redirect_uris);
-        let mut resp = json_ok(&serde_json::json!({
-            "client_id": client.client_id,
-            "client_id_issued_at": now_secs(),
-            "client_name": client.client_name,
-            "redirect_uris": client.redirect_uris,
-            "token_endpoint_auth_method": "none",
-            "grant_types": ["authorization_code", "refresh_token"],
-            "response_types": ["code"],
-        }));
-        *resp.status_mut() = StatusCode::CREATED;
-        Ok(resp)
-    }
-
-    /// The client behind `client_id`: a metadata document (an https URL,
-    /// when CIMD is on) or a registration. Errors are pages.
-    async fn client(&self, client_id: &str) -> Result<Client, Response<Body>> {
-        if cimd::is_document_url(client_id) {
-            let Some(documents) = &self.cimd else {
-                return Err(error_page(
-                    StatusCode::BAD_REQUEST,
-                    "Unknown application",
-                    "This server does not accept client metadata documents; the application must register.",
-                ));
-            };
-            return match documents.client(client_id).await {
-                Ok(client) => Ok((*client).clone()),
-                Err(e) => {
-                    self.metrics
-                        .auth_server_event("authorize", "client_refused");
-
-                    tracing::info!(target: "mcp_auth_gateway::audit", event = "authorize", outcome = "client_refused", client_id = %client_id, error = %e);
-                    Err(error_page(
-                        StatusCode::BAD_REQUEST,
-                        "Application not accepted",
-                        &e.public(),
-                    ))
-                }
-            };
-        }
-        match self.load::<Client>(Space::Client, client_id).await {
-            Ok(Some(c)) => Ok(c),
-            Ok(None) => Err(error_page(
-                StatusCode::BAD_REQUEST,
-                "Unknown application",
-                "This application is not registered here (or its registration expired).",
-            )),
-            Err(e) => Err(error_page(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Sign-in unavailable",
-                e.description(),
-            )),
-        }
     }
 
     /// `GET /oauth/authorize`: validates the request and shows consent.
@@ -604,160 +451,8 @@ impl AuthorizationServer {
         redirect(url.as_str(), None)
     }
 
-    /// `GET /oauth/callback`: the provider's answer.
-    pub(super) async fn callback(&self, req: Request<Incoming>) -> Response<Body> {
-        let binding = cookie_value(req.headers(), &self.cookies);
-        let params = match parse_form(req.uri().query().unwrap_or_default()) {
-            Ok(p) => p,
-            Err(e) => {
-                return error_page(
-                    StatusCode::BAD_REQUEST,
-                    "Invalid answer from the identity provider",
-                    &e,
-                );
-            }
-        };
-        let get = |k: &str| params.get(k).map(String::as_str);
-        let state = get("state").unwrap_or_default();
-        let txn: Option<Pending> = match self.store.take(Space::Transaction, &hashed(state)).await {
-            Ok(raw) => raw.and_then(|r| serde_json::from_slice(&r).ok()),
-            Err(e) => {
-                return error_page(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "Sign-in unavailable",
-                    &e.to_string(),
-                );
-            }
-        };
-        let Some(txn) = txn else {
-            return error_page(
-                StatusCode::BAD_REQUEST,
-                "Sign-in expired",
-                "This sign-in is unknown, expired or was already completed. Start again from your application.",
-            );
-        };
-        if binding.as_deref().map(hashed).as_deref() != Some(txn.browser.as_str()) {
-            return error_page(
-                StatusCode::FORBIDDEN,
-                "Sign-in refused",
-                "This browser did not start this sign-in.",
-            );
-        }
-        if let Err(e) = self.idp.check_response_issuer(get("iss")).await {
-            return error_page(
-                StatusCode::BAD_GATEWAY,
-                "Identity provider answer refused",
-                &e.to_string(),
-            );
-        }
-        if let Some(error) = get("error") {
-            self.audit(&txn, None, &[], "idp_error");
-            let shown: String = error
-                .chars()
-                .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
-                .take(64)
-                .collect();
-            return error_page(
-                StatusCode::BAD_REQUEST,
-                "The identity provider did not sign you in",
-                &format!("It answered `{shown}`."),
-            );
-        }
-        let (Some(code), Some(verifier), Some(nonce)) = (
-            get("code"),
-            txn.upstream_verifier.as_deref(),
-            txn.nonce.as_deref(),
-        ) else {
-            return error_page(
-                StatusCode::BAD_REQUEST,
-                "Invalid answer from the identity provider",
-                "No code.",
-            );
-        };
-        let (identity, upstream_refresh) = match self
-            .idp
-            .redeem(code, &self.endpoint("callback"), verifier, nonce)
-            .await
-        {
-            Ok(i) => i,
-            Err(e) => {
-                self.audit(&txn, None, &[], "idp_error");
-                return error_page(
-                    StatusCode::BAD_GATEWAY,
-                    "Sign-in failed at the identity provider",
-                    &e.to_string(),
-                );
-            }
-        };
-        if !matches(&self.config.login, &identity, self.config.upstream.kind) {
-            self.audit(&txn, Some(&identity), &[], "login_refused");
-            return error_page(
-                StatusCode::FORBIDDEN,
-                "You may not sign in here",
-                "Your account is not among those allowed to use this server. Ask its operator to add you.",
-            );
-        }
-        let allowed = granted(&self.config, &identity);
-        let scopes: Vec<String> = if txn.scopes.is_empty() {
-            allowed
-        } else {
-            txn.scopes
-                .iter()
-                .filter(|s| allowed.contains(s))
-                .cloned()
-                .collect()
-        };
-        let (Ok(code), Ok(family)) = (random_token(32), random_token(16)) else {
-            return error_page(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Sign-in unavailable",
-                "The random source failed.",
-            );
-        };
-        let grant = CodeGrant {
-            client_id: txn.client_id.clone(),
-            redirect_uri: txn.redirect_uri.clone(),
-            code_challenge: txn.code_challenge.clone(),
-            resource: txn.resource.clone(),
-            scopes: scopes.clone(),
-            identity: identity.clone(),
-            family,
-            upstream_refresh: upstream_refresh.and_then(|t| self.sealer.seal(&t).ok()),
-        };
-        if let Err(e) = self
-            .save(Space::Code, &hashed(&code), &grant, CODE_TTL)
-            .await
-        {
-            return error_page(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Sign-in unavailable",
-                e.description(),
-            );
-        }
-        self.audit(&txn, Some(&identity), &scopes, "code_issued");
-        let mut url = match Url::parse(&txn.redirect_uri) {
-            Ok(u) => u,
-            Err(_) => {
-                return error_page(
-                    StatusCode::BAD_REQUEST,
-                    "Invalid return address",
-                    "The application's return address is not a URL.",
-                );
-            }
-        };
-        {
-            let mut q = url.query_pairs_mut();
-            q.append_pair("code", &code);
-            if let Some(s) = &txn.state {
-                q.append_pair("state", s);
-            }
-            q.append_pair("iss", &self.config.issuer);
-        }
-        redirect(url.as_str(), None)
-    }
-
     /// The one audit event per authorization decision.
-    fn audit(
+    pub(super) fn audit(
         &self,
         p: &Pending,
         who: Option<&Identity>,

@@ -8,10 +8,11 @@
 //! token. The resource side verifies those JWTs in-process (the public key
 //! is handed to `authn`, never fetched).
 //!
-//! Files: `mod.rs` (endpoints and dispatch), `flow.rs` (authorize, consent,
-//! callback), `token.rs` (token and revocation), `clients.rs` (registration,
+//! Files: `mod.rs` (endpoints and dispatch), `flow.rs` (authorize, consent),
+//! `callback.rs`, `register.rs` (registration, client lookup), `policy.rs`
+//! (login policy, grants), `token.rs` (token and revocation), `clients.rs` (registration,
 //! redirect rule), `idp.rs` (upstream connector), `keys.rs` (signing key),
-//! `store.rs` (state), `pages.rs` (HTML), `respond.rs` (every answer this
+//! `store/` (state), `pages.rs` (HTML), `respond.rs` (every answer this
 //! plane sends: JSON errors with RFC codes, HTML pages, redirects).
 
 use std::net::IpAddr;
@@ -30,6 +31,7 @@ use crate::http_client::HttpClient;
 use crate::telemetry::metrics::Metrics;
 use crate::throttle::IpLimiter;
 
+mod callback;
 mod cimd;
 mod clients;
 mod flow;
@@ -37,6 +39,8 @@ mod github;
 mod idp;
 mod keys;
 mod pages;
+mod policy;
+mod register;
 mod respond;
 mod seal;
 mod store;

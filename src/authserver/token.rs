@@ -16,8 +16,9 @@ use hyper::body::Incoming;
 use serde::{Deserialize, Serialize};
 
 use super::AuthorizationServer;
-use super::flow::{CodeGrant, constant_time_eq, granted, hashed, matches, now_secs, read_form};
+use super::flow::{CodeGrant, constant_time_eq, hashed, now_secs, read_form};
 use super::idp::{Identity, IdpError, random_token, s256};
+use super::policy::{granted, matches};
 use super::respond::{OAuthError, json_ok};
 use super::store::Space;
 use crate::body::Body;
