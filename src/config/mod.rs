@@ -17,6 +17,7 @@ use rules::Policy;
 mod authserver;
 mod env;
 mod file;
+mod issuer;
 mod limits;
 mod policy;
 /// The RFC 9728 well-known path: a route's metadata lives at this prefix
