@@ -44,12 +44,50 @@ struct Metadata<'a> {
     resource_documentation: Option<&'a str>,
 }
 
+/// What `/readyz` reports.
+pub struct Readiness {
+    /// SIGTERM was received: the gateway is draining.
+    pub draining: bool,
+    /// Every issuer has a usable key set.
+    pub keys: bool,
+    /// Each Redis connection in use (`limits`, `store`) and whether its last
+    /// command or probe succeeded. Reported, never a reason to fail: the
+    /// proxy keeps working without Redis (see README, "Running several
+    /// replicas").
+    pub redis: Vec<(&'static str, bool)>,
+}
+
+impl Readiness {
+    /// Whether `/readyz` answers 200.
+    pub fn ready(&self) -> bool {
+        !self.draining && self.keys
+    }
+
+    fn page(&self) -> Response<Body> {
+        let mut body = String::from(match (self.draining, self.keys) {
+            (true, _) => "not ready: draining (SIGTERM)\n",
+            (false, false) => "not ready: signing keys not loaded for every issuer\n",
+            (false, true) => "ready\n",
+        });
+        for (role, up) in &self.redis {
+            let state = if *up { "up" } else { "down" };
+            body.push_str(&format!("redis {role}: {state}\n"));
+        }
+        let status = if self.ready() {
+            StatusCode::OK
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        };
+        text(status, body)
+    }
+}
+
 /// Answers `/.well-known/…`, `/healthz` and `/readyz`; `None` for every other path.
 pub fn respond(
     method: &Method,
     path: &str,
     config: &Config,
-    ready: bool,
+    readiness: impl FnOnce() -> Readiness,
 ) -> Option<Result<Response<Body>, WellKnownError>> {
     let kind = if path == "/healthz" {
         Page::Health
@@ -67,11 +105,7 @@ pub fn respond(
     }
     Some(Ok(match kind {
         Page::Health => text(StatusCode::OK, "ok\n"),
-        Page::Ready if ready => text(StatusCode::OK, "ready\n"),
-        Page::Ready => text(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "not ready: signing keys not loaded for every issuer\n",
-        ),
+        Page::Ready => readiness().page(),
         Page::Metadata(route) => metadata(route),
     }))
 }
@@ -116,7 +150,7 @@ fn metadata(route: &Route) -> Response<Body> {
     resp
 }
 
-fn text(status: StatusCode, msg: &'static str) -> Response<Body> {
+fn text(status: StatusCode, msg: impl Into<bytes::Bytes>) -> Response<Body> {
     let mut resp = Response::new(body::full(msg));
     *resp.status_mut() = status;
     resp.headers_mut().insert(

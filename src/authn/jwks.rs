@@ -79,7 +79,9 @@ pub struct KeyStore {
     issuer: Arc<Issuer>,
     client: HttpClient,
     timeout: Duration,
-    keys: ArcSwapOption<KeySet>,
+    /// Shared with the built-in authorization server for its issuer, which
+    /// publishes here when its keys rotate.
+    keys: Arc<ArcSwapOption<KeySet>>,
     last_refetch: tokio::sync::Mutex<Option<Instant>>,
     discovered_uri: ArcSwapOption<Url>,
 }
@@ -167,14 +169,7 @@ impl KeySet {
 impl KeyStore {
     /// A store with no keys yet; call [`KeyStore::spawn_refresh`] to load them.
     pub fn new(issuer: Arc<Issuer>, client: HttpClient, timeout: Duration) -> Arc<Self> {
-        Arc::new(Self {
-            issuer,
-            client,
-            timeout,
-            keys: ArcSwapOption::empty(),
-            last_refetch: tokio::sync::Mutex::new(None),
-            discovered_uri: ArcSwapOption::empty(),
-        })
+        Self::published(issuer, client, timeout, Arc::default())
     }
 
     /// A store holding `keys` already, which a refetch may replace (the JWT
@@ -188,6 +183,24 @@ impl KeyStore {
         let store = Self::new(issuer, client, timeout);
         store.keys.store(Some(Arc::new(keys)));
         store
+    }
+
+    /// A store whose keys someone else publishes into `keys` (the built-in
+    /// authorization server, whose keys are never fetched).
+    pub fn published(
+        issuer: Arc<Issuer>,
+        client: HttpClient,
+        timeout: Duration,
+        keys: Arc<ArcSwapOption<KeySet>>,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            issuer,
+            client,
+            timeout,
+            keys,
+            last_refetch: tokio::sync::Mutex::new(None),
+            discovered_uri: ArcSwapOption::empty(),
+        })
     }
 
     /// Loads a `jwks_file` key set right away, so a gateway whose keys are on

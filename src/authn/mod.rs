@@ -168,14 +168,15 @@ impl Authenticator {
     /// Creates one key store per issuer and starts their background refresh.
     /// Stores of `previous` whose issuer config is unchanged are reused, so a
     /// config reload keeps loaded keys.
-    /// `built_in` holds the public keys of the built-in authorization server
-    /// (when configured): its tokens are verified in-process, never fetched.
+    /// `built_in` is where the built-in authorization server (when
+    /// configured) publishes its public keys, and republishes them when they
+    /// rotate: its tokens are verified in-process, never fetched.
     pub fn start(
         config: &Config,
         client: HttpClient,
         metrics: Arc<Metrics>,
         previous: Option<&Authenticator>,
-        mut built_in: Option<KeySet>,
+        mut built_in: Option<Arc<arc_swap::ArcSwapOption<KeySet>>>,
     ) -> Self {
         let stores = config
             .issuers
@@ -189,7 +190,7 @@ impl Authenticator {
                 if issuer.keys == KeySource::BuiltIn {
                     let store = match built_in.take() {
                         Some(keys) => {
-                            KeyStore::preloaded(issuer.clone(), client.clone(), timeout, keys)
+                            KeyStore::published(issuer.clone(), client.clone(), timeout, keys)
                         }
                         None => KeyStore::new(issuer.clone(), client.clone(), timeout),
                     };

@@ -1,9 +1,20 @@
-//! The server's signing key: ES256 (P-256). With a `cookie_key` it is kept in
-//! the store, sealed, so tokens survive a restart (`mod.rs`, `signing_key`);
-//! without, it is new per process. The public half is published at
-//! `jwks_uri` and handed to the resource side in-process. Keys rotate with
-//! overlap (`KeyRing`): after a rotation the previous key still verifies.
+//! The server's signing keys: ES256 (P-256). With a `cookie_key` they are
+//! kept in the store, sealed, so tokens survive a restart and every replica
+//! signs with the same key; without, they are new per process. The public
+//! halves are published at `jwks_uri` and handed to the resource side
+//! in-process.
+//!
+//! Keys rotate with overlap (`KeyRing`): after a rotation the previous key
+//! still verifies. Rotation is coordinated through the store: every replica
+//! re-reads the keys every [`KEY_REFRESH`] and rotates them when they are
+//! due, with a compare-and-set so exactly one replica's new key wins. A new
+//! key is published [`PUBLISH_AHEAD`] before it signs anything, so every
+//! replica has read it (and verifies its tokens) before the first one exists.
 
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use arc_swap::{ArcSwap, ArcSwapOption};
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
 use base64::Engine;
@@ -11,6 +22,21 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde::Serialize;
 use serde_json::json;
+
+use super::store::{Space, Store, StoreError};
+use super::{StartError, flow, seal::Sealer};
+use crate::authn::KeySet;
+
+/// Where the signing keys are kept in the store.
+const SIGNING_KEY: &str = "signing-es256";
+/// A signing key is replaced after this long; the one it replaces keeps
+/// verifying for one more period (far longer than any access token lives).
+pub(super) const KEY_ROTATION: Duration = Duration::from_secs(30 * 24 * 3600);
+/// How often each server re-reads its keys from the store.
+pub(super) const KEY_REFRESH: Duration = Duration::from_secs(60);
+/// How long a new key is published before it signs: three refreshes, so a
+/// replica that missed one (a slow or failed read) still has it in time.
+const PUBLISH_AHEAD: Duration = Duration::from_secs(3 * 60);
 
 /// One signing key.
 pub(crate) struct SigningKey {
@@ -73,17 +99,31 @@ impl SigningKey {
     }
 }
 
-/// The keys in use: `current` signs; `previous` still verifies what it
-/// signed before the last rotation (overlap).
+/// The keys in use: `current` signs from `signs_from` (unix seconds) on;
+/// until then `previous` still signs (the new key is only published). After
+/// that, `previous` still verifies what it signed before (overlap).
 pub(crate) struct KeyRing {
     current: SigningKey,
     previous: Option<SigningKey>,
+    signs_from: u64,
 }
 
 impl KeyRing {
-    /// A ring of one key.
-    pub(crate) fn new(current: SigningKey, previous: Option<SigningKey>) -> Self {
-        Self { current, previous }
+    /// The key ids, current first, and when the current one signs from:
+    /// equal for two rings that hold the same keys.
+    fn identity(&self) -> (Vec<&str>, u64) {
+        let kids = std::iter::once(self.current.kid.as_str())
+            .chain(self.previous.as_ref().map(|k| k.kid.as_str()))
+            .collect();
+        (kids, self.signs_from)
+    }
+
+    /// The key that signs at `now` (unix seconds).
+    fn signer(&self, now: u64) -> &SigningKey {
+        match &self.previous {
+            Some(previous) if now < self.signs_from => previous,
+            _ => &self.current,
+        }
     }
 
     /// The public JWK set (the `jwks_uri` document): current first.
@@ -94,22 +134,255 @@ impl KeyRing {
         json!({ "keys": keys })
     }
 
-    /// Signs with the current key.
+    /// Signs with the key that signs now.
     pub(crate) fn sign_access_token(&self, claims: &impl Serialize) -> Result<String, KeyError> {
-        self.current.sign_access_token(claims)
+        self.signer(flow::now_secs()).sign_access_token(claims)
     }
+}
+
+/// The signing keys as stored (sealed): PKCS#8, base64.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StoredKeys {
+    current: String,
+    /// When `current` was made (unix seconds).
+    since: u64,
+    /// When `current` starts signing (unix seconds; 0 in records written
+    /// before keys were published ahead: at once).
+    #[serde(default)]
+    signs_from: u64,
+    previous: Option<String>,
+}
+
+/// The signing keys of one server, shared by its config snapshots: the ring
+/// that signs, and the public keys the resource side verifies with.
+pub(crate) struct Keys {
+    ring: ArcSwap<KeyRing>,
+    public: Arc<ArcSwapOption<KeySet>>,
+}
+
+impl Keys {
+    /// Reads (or makes) the keys; see [`load`].
+    pub(crate) async fn start(
+        store: &Store,
+        sealer: &Sealer,
+        persistent: bool,
+    ) -> Result<Arc<Self>, StartError> {
+        let ring = load(store, sealer, persistent, Unreadable::Replace).await?;
+        let public = ArcSwapOption::from(public_set(&ring).map(Arc::new));
+        Ok(Arc::new(Self {
+            ring: ArcSwap::from_pointee(ring),
+            public: Arc::new(public),
+        }))
+    }
+
+    /// The ring in use now.
+    pub(crate) fn ring(&self) -> Arc<KeyRing> {
+        self.ring.load_full()
+    }
+
+    /// Where the public keys are published for the resource side.
+    pub(crate) fn public(&self) -> Arc<ArcSwapOption<KeySet>> {
+        self.public.clone()
+    }
+
+    /// Re-reads the keys from the store (rotating them when due) and
+    /// switches to them if they changed. Returns whether they did.
+    pub(crate) async fn refresh(&self, store: &Store, sealer: &Sealer) -> Result<bool, StartError> {
+        let ring = load(store, sealer, true, Unreadable::Keep).await?;
+        if ring.identity() == self.ring.load().identity() {
+            return Ok(false);
+        }
+        tracing::info!(kids = ?ring.identity().0, "signing keys changed in the store; using them");
+        if let Some(set) = public_set(&ring) {
+            self.public.store(Some(Arc::new(set)));
+        }
+        self.ring.store(Arc::new(ring));
+        Ok(true)
+    }
+
+    /// Refreshes every [`KEY_REFRESH`] while the server lives (only for keys
+    /// kept in the store: per-process keys have nothing to re-read).
+    pub(crate) fn spawn_refresh(self: &Arc<Self>, store: Weak<Store>, sealer: Arc<Sealer>) {
+        let keys = Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(KEY_REFRESH).await;
+                let (Some(keys), Some(store)) = (keys.upgrade(), store.upgrade()) else {
+                    return;
+                };
+                if let Err(e) = keys.refresh(&store, &sealer).await {
+                    tracing::warn!(error = %e, "signing keys not re-read from the store; keeping the ones in use");
+                }
+            }
+        });
+    }
+}
+
+fn public_set(ring: &KeyRing) -> Option<KeySet> {
+    KeySet::parse(ring.jwks().to_string().as_bytes()).ok()
+}
+
+/// What to do with stored keys this `cookie_key` cannot open.
+#[derive(Clone, Copy, PartialEq)]
+enum Unreadable {
+    /// At start: the operator changed the cookie key; make new keys.
+    Replace,
+    /// While running: another replica has another cookie key (a
+    /// misconfiguration); replacing its keys would start a tug of war.
+    Keep,
+}
+
+/// The signing keys: with a `cookie_key` (`persistent`, so the store can be
+/// read after a restart), the ones kept in the store, sealed, rotated when
+/// the current one is older than [`KEY_ROTATION`]; without, a new key per
+/// process (tokens issued before a restart then stop verifying, and clients
+/// refresh).
+async fn load(
+    store: &Store,
+    sealer: &Sealer,
+    persistent: bool,
+    unreadable: Unreadable,
+) -> Result<KeyRing, StartError> {
+    use base64::engine::general_purpose::STANDARD;
+    let crypto = |e: KeyError| StartError::Crypto(e.to_string());
+    let store_error = |e: StoreError| StartError::Store(e.to_string());
+    let decode = |b64: &str| {
+        STANDARD
+            .decode(b64)
+            .ok()
+            .and_then(|der| SigningKey::from_pkcs8(&der).ok())
+    };
+    let now = flow::now_secs();
+    let (mut stored, mut stored_raw) = (None, None);
+    if persistent {
+        if let Some(sealed) = store
+            .get(Space::Key, SIGNING_KEY)
+            .await
+            .map_err(store_error)?
+        {
+            stored = std::str::from_utf8(&sealed)
+                .ok()
+                .and_then(|s| sealer.open(s))
+                .and_then(|json| serde_json::from_str::<StoredKeys>(&json).ok());
+            if stored.is_none() && unreadable == Unreadable::Keep {
+                return Err(StartError::Store(
+                    "the stored signing keys cannot be opened with this cookie_key \
+                     (do all replicas share one?)"
+                        .into(),
+                ));
+            }
+            if stored.is_none() {
+                tracing::warn!(
+                    "the stored signing keys cannot be opened (cookie_key changed?); making new ones: \
+                     tokens signed before stop verifying"
+                );
+            }
+            stored_raw = Some(sealed);
+        }
+    }
+    if let Some(keys) = &stored {
+        let fresh = now.saturating_sub(keys.since) < KEY_ROTATION.as_secs();
+        if let (true, Some(current)) = (fresh, decode(&keys.current)) {
+            let previous = keys.previous.as_deref().and_then(decode);
+            return Ok(KeyRing {
+                current,
+                previous,
+                signs_from: keys.signs_from,
+            });
+        }
+    }
+    let (key, pkcs8) = SigningKey::generate().map_err(crypto)?;
+    // The key being replaced keeps verifying for one more period, and keeps
+    // signing until every replica has read the new one.
+    let previous_b64 = stored.map(|s| s.current);
+    let previous = previous_b64.as_deref().and_then(decode);
+    let signs_from = if previous.is_some() && persistent {
+        now + PUBLISH_AHEAD.as_secs()
+    } else {
+        now
+    };
+    if persistent {
+        let keys = StoredKeys {
+            current: STANDARD.encode(&pkcs8),
+            since: now,
+            signs_from,
+            previous: previous_b64,
+        };
+        let json = serde_json::to_string(&keys).map_err(|e| StartError::Crypto(e.to_string()))?;
+        let sealed = sealer
+            .seal(&json)
+            .map_err(|e| StartError::Crypto(e.to_string()))?
+            .into_bytes();
+        let ttl = KEY_ROTATION * 3;
+        // Replicas race here (starting together, or rotating together): only
+        // one key set may win, or tokens one signs would not verify at another.
+        let written = match &stored_raw {
+            None => store.put_new(Space::Key, SIGNING_KEY, sealed, ttl).await,
+            Some(raw) => {
+                store
+                    .compare_and_set(Space::Key, SIGNING_KEY, raw, sealed, ttl)
+                    .await
+            }
+        }
+        .map_err(store_error)?;
+        if !written {
+            // Another replica made or rotated them first: use theirs.
+            return Box::pin(load(store, sealer, persistent, unreadable)).await;
+        }
+        if previous.is_some() {
+            tracing::info!(
+                signs_in_secs = PUBLISH_AHEAD.as_secs(),
+                "signing key rotated: the new one is published now and signs once every replica has read it"
+            );
+        }
+    }
+    Ok(KeyRing {
+        current: key,
+        previous,
+        signs_from,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::authserver::store::MemoryStore;
+
+    fn kids(ring: &KeyRing) -> Vec<String> {
+        ring.identity().0.into_iter().map(str::to_owned).collect()
+    }
+
+    fn signer_kid(token: &str) -> String {
+        jsonwebtoken::decode_header(token).unwrap().kid.unwrap()
+    }
+
+    fn sealer_for(secret: &[u8]) -> Sealer {
+        Sealer::from_secret(secret).unwrap()
+    }
+
+    /// Moves the stored keys' birth back past the rotation period.
+    async fn age_stored_keys(store: &Store, sealer: &Sealer) {
+        let sealed = store.get(Space::Key, SIGNING_KEY).await.unwrap().unwrap();
+        let json = sealer.open(std::str::from_utf8(&sealed).unwrap()).unwrap();
+        let mut keys: StoredKeys = serde_json::from_str(&json).unwrap();
+        keys.since -= KEY_ROTATION.as_secs() + 1;
+        let resealed = sealer.seal(&serde_json::to_string(&keys).unwrap()).unwrap();
+        store
+            .put(Space::Key, SIGNING_KEY, resealed.into_bytes(), KEY_ROTATION)
+            .await
+            .unwrap();
+    }
 
     #[test]
-    fn a_rotated_ring_publishes_both_keys_and_signs_with_the_new_one() {
+    fn a_rotated_ring_publishes_both_keys_and_signs_with_the_new_one_once_due() {
         let (old, _) = SigningKey::generate().unwrap();
         let (new, _) = SigningKey::generate().unwrap();
         let (old_kid, new_kid) = (old.kid.clone(), new.kid.clone());
-        let ring = KeyRing::new(new, Some(old));
+        let ring = KeyRing {
+            current: new,
+            previous: Some(old),
+            signs_from: 1_000,
+        };
         let jwks = ring.jwks();
         let kids: Vec<&str> = jwks["keys"]
             .as_array()
@@ -122,9 +395,102 @@ mod tests {
             jwks.to_string().find("\"d\"").is_none(),
             "never the private part"
         );
+        assert_eq!(ring.signer(999).kid, old_kid, "published, not signing yet");
+        assert_eq!(ring.signer(1_000).kid, new_kid);
         let token = ring.sign_access_token(&json!({"sub": "x"})).unwrap();
+        assert_eq!(signer_kid(&token), new_kid);
         let header = jsonwebtoken::decode_header(&token).unwrap();
-        assert_eq!(header.kid.as_deref(), Some(new_kid.as_str()));
         assert_eq!(header.typ.as_deref(), Some("at+jwt"));
+    }
+
+    #[tokio::test]
+    async fn signing_keys_persist_and_rotate_with_overlap() {
+        let store = Store::Memory(MemoryStore::default());
+        let sealer = sealer_for(b"a cookie key of at least 32 bytes");
+        let first = load_with(&store, &sealer, Unreadable::Replace)
+            .await
+            .unwrap();
+        let again = load_with(&store, &sealer, Unreadable::Replace)
+            .await
+            .unwrap();
+        assert_eq!(kids(&first), kids(&again), "kept across restarts");
+        assert_eq!(kids(&first).len(), 1);
+        let now = flow::now_secs();
+        assert_eq!(
+            first.signer(now).kid,
+            kids(&first)[0],
+            "the first key signs at once"
+        );
+
+        age_stored_keys(&store, &sealer).await;
+        let rotated = load_with(&store, &sealer, Unreadable::Replace)
+            .await
+            .unwrap();
+        let (old, new) = (kids(&first), kids(&rotated));
+        assert_eq!(new.len(), 2, "the previous key still verifies");
+        assert_ne!(new[0], old[0], "a new key is published");
+        assert_eq!(new[1], old[0]);
+        assert_eq!(
+            rotated.signer(now).kid,
+            old[0],
+            "the old key signs a while longer"
+        );
+        assert_eq!(rotated.signer(now + PUBLISH_AHEAD.as_secs()).kid, new[0]);
+
+        // Another cookie_key cannot open them: at start, new keys (never a
+        // crash); while running, an error and the stored keys left alone.
+        let other = sealer_for(b"another cookie key, also 32 bytes");
+        let before = store.get(Space::Key, SIGNING_KEY).await.unwrap();
+        assert!(
+            load_with(&store, &other, Unreadable::Keep).await.is_err(),
+            "a replica with another cookie key must not replace the keys"
+        );
+        assert_eq!(store.get(Space::Key, SIGNING_KEY).await.unwrap(), before);
+        let fresh = load_with(&store, &other, Unreadable::Replace)
+            .await
+            .unwrap();
+        assert!(!kids(&fresh).contains(&new[0]));
+        // Without a cookie_key nothing is kept.
+        let a = load(&store, &sealer, false, Unreadable::Replace)
+            .await
+            .unwrap();
+        let b = load(&store, &sealer, false, Unreadable::Replace)
+            .await
+            .unwrap();
+        assert_ne!(kids(&a), kids(&b));
+    }
+
+    async fn load_with(
+        store: &Store,
+        sealer: &Sealer,
+        unreadable: Unreadable,
+    ) -> Result<KeyRing, StartError> {
+        load(store, sealer, true, unreadable).await
+    }
+
+    #[tokio::test]
+    async fn running_replicas_pick_up_a_rotation_from_the_store() {
+        let store = Store::Memory(MemoryStore::default());
+        let sealer = sealer_for(b"a cookie key of at least 32 bytes");
+        let a = Keys::start(&store, &sealer, true).await.unwrap();
+        let b = Keys::start(&store, &sealer, true).await.unwrap();
+        assert_eq!(kids(&a.ring()), kids(&b.ring()), "one key for both");
+        assert!(
+            !b.refresh(&store, &sealer).await.unwrap(),
+            "nothing changed"
+        );
+
+        age_stored_keys(&store, &sealer).await;
+        assert!(a.refresh(&store, &sealer).await.unwrap(), "a rotates");
+        assert!(b.refresh(&store, &sealer).await.unwrap(), "b picks it up");
+        assert!(!a.refresh(&store, &sealer).await.unwrap(), "rotated once");
+        let (ka, kb) = (kids(&a.ring()), kids(&b.ring()));
+        assert_eq!(ka, kb);
+        assert_eq!(ka.len(), 2);
+        // The resource side verifies with the new key before it signs.
+        let published = b.public().load_full().unwrap();
+        assert!(published.has_kid(&ka[0]) && published.has_kid(&ka[1]));
+        let token = b.ring().sign_access_token(&json!({"sub": "x"})).unwrap();
+        assert_eq!(signer_kid(&token), ka[1], "the old key still signs");
     }
 }

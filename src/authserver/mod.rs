@@ -46,7 +46,7 @@ mod seal;
 mod store;
 mod token;
 
-use keys::{KeyRing, SigningKey};
+use keys::Keys;
 use respond::{OAuthError, json_ok};
 use store::{MemoryStore, Store};
 
@@ -65,7 +65,7 @@ pub struct AuthorizationServer {
     /// The issuer's path (`""` for a bare origin).
     base: String,
     store: Arc<Store>,
-    key: Arc<KeyRing>,
+    keys: Arc<Keys>,
     idp: Arc<idp::Idp>,
     cookies: cookie::Key,
     sealer: Arc<seal::Sealer>,
@@ -114,112 +114,6 @@ pub enum StartError {
     Cimd(String),
 }
 
-/// Where the signing keys are kept in the store.
-const SIGNING_KEY: &str = "signing-es256";
-/// A signing key is replaced after this long; the one it replaces keeps
-/// verifying for one more period (far longer than any access token lives).
-const KEY_ROTATION: Duration = Duration::from_secs(30 * 24 * 3600);
-
-/// The signing keys as stored (sealed): PKCS#8, base64.
-#[derive(serde::Serialize, serde::Deserialize)]
-struct StoredKeys {
-    current: String,
-    /// When `current` was made (unix seconds).
-    since: u64,
-    previous: Option<String>,
-}
-
-/// The signing keys: with a `cookie_key` (so the store can be read after a
-/// restart), the ones kept in the store, sealed, rotated when the current
-/// one is older than [`KEY_ROTATION`] (checked at start and at each reload
-/// that rebuilds the server); without, a new key per process (tokens issued
-/// before a restart then stop verifying, and clients refresh).
-async fn signing_keys(
-    store: &Store,
-    sealer: &seal::Sealer,
-    persistent: bool,
-) -> Result<KeyRing, StartError> {
-    use base64::Engine;
-    use base64::engine::general_purpose::STANDARD;
-    let crypto = |e: String| StartError::Crypto(e);
-    let store_error = |e: store::StoreError| StartError::Store(e.to_string());
-    let decode = |b64: &str| {
-        STANDARD
-            .decode(b64)
-            .ok()
-            .and_then(|der| SigningKey::from_pkcs8(&der).ok())
-    };
-    let now = flow::now_secs();
-    let mut stored: Option<StoredKeys> = None;
-    let mut stored_raw: Option<Vec<u8>> = None;
-    if persistent {
-        if let Some(sealed) = store
-            .get(store::Space::Key, SIGNING_KEY)
-            .await
-            .map_err(store_error)?
-        {
-            stored_raw = Some(sealed.clone());
-            stored = String::from_utf8(sealed)
-                .ok()
-                .and_then(|s| sealer.open(&s))
-                .and_then(|json| serde_json::from_str::<StoredKeys>(&json).ok());
-            if stored.is_none() {
-                tracing::warn!(
-                    "the stored signing keys cannot be opened (cookie_key changed?); making new ones: \
-                     tokens signed before stop verifying"
-                );
-            }
-        }
-    }
-    if let Some(keys) = &stored {
-        let fresh = now.saturating_sub(keys.since) < KEY_ROTATION.as_secs();
-        if let (true, Some(current)) = (fresh, decode(&keys.current)) {
-            let previous = keys.previous.as_deref().and_then(decode);
-            return Ok(KeyRing::new(current, previous));
-        }
-    }
-    let (key, pkcs8) = SigningKey::generate().map_err(|e| crypto(e.to_string()))?;
-    // The key being replaced keeps verifying for one more period.
-    let previous_b64 = stored.map(|s| s.current);
-    let previous = previous_b64.as_deref().and_then(decode);
-    if persistent {
-        let keys = StoredKeys {
-            current: STANDARD.encode(&pkcs8),
-            since: now,
-            previous: previous_b64,
-        };
-        let json = serde_json::to_string(&keys).map_err(|e| crypto(e.to_string()))?;
-        let sealed = sealer.seal(&json).map_err(|e| crypto(e.to_string()))?;
-        let ttl = KEY_ROTATION * 3;
-        // Replicas starting together race here: only one key set may win,
-        // or tokens one signs would not verify at another.
-        let written = match &stored_raw {
-            None => store
-                .put_new(store::Space::Key, SIGNING_KEY, sealed.into_bytes(), ttl)
-                .await
-                .map_err(store_error)?,
-            Some(raw) => store
-                .compare_and_set(
-                    store::Space::Key,
-                    SIGNING_KEY,
-                    raw,
-                    sealed.into_bytes(),
-                    ttl,
-                )
-                .await
-                .map_err(store_error)?,
-        };
-        if !written {
-            // Another replica made or rotated them first: use theirs.
-            return Box::pin(signing_keys(store, sealer, persistent)).await;
-        }
-        if previous.is_some() {
-            tracing::info!("signing key rotated; the previous one still verifies");
-        }
-    }
-    Ok(KeyRing::new(key, previous))
-}
-
 impl AuthorizationServer {
     /// Builds the server for `config`, reusing the store, key and cookie key
     /// of `previous` (so a reload loses no session, code or token).
@@ -232,14 +126,14 @@ impl AuthorizationServer {
         let Some(settings) = config.authorization_server.clone() else {
             return Ok(None);
         };
-        let (store, key, cookies, sealer) = match previous {
+        let (store, keys, cookies, sealer) = match previous {
             Some(p)
                 if p.config.store == settings.store
                     && p.config.cookie_key == settings.cookie_key =>
             {
                 (
                     p.store.clone(),
-                    p.key.clone(),
+                    p.keys.clone(),
                     p.cookies.clone(),
                     p.sealer.clone(),
                 )
@@ -251,7 +145,6 @@ impl AuthorizationServer {
                         let url = String::from_utf8_lossy(&url.0).into_owned();
                         let redis = store::RedisStore::open(&url)
                             .map_err(|e| StartError::Store(format!("redis: {e}")))?;
-                        let _first = redis.up.set(metrics.redis_gauge("store"));
                         Store::Redis(redis)
                     }
                     StoreSetting::Sqlite(path) => {
@@ -272,8 +165,18 @@ impl AuthorizationServer {
                 let cookies = cookie::Key::derive_from(&master);
                 let sealer = seal::Sealer::from_secret(&master).map_err(crypto)?;
                 let persistent = settings.cookie_key.is_some();
-                let key = signing_keys(&store, &sealer, persistent).await?;
-                (Arc::new(store), Arc::new(key), cookies, Arc::new(sealer))
+                let keys = Keys::start(&store, &sealer, persistent).await?;
+                let (store, sealer) = (Arc::new(store), Arc::new(sealer));
+                if let Store::Redis(redis) = &*store {
+                    let gauge = metrics.redis_gauge("store");
+                    let _first = redis.up.set(gauge.clone());
+                    let owner = Arc::downgrade(&store);
+                    crate::telemetry::redis::probe(redis.conn(), gauge, owner);
+                }
+                if persistent {
+                    keys.spawn_refresh(Arc::downgrade(&store), sealer.clone());
+                }
+                (store, keys, cookies, sealer)
             }
         };
         let base = url::Url::parse(&settings.issuer)
@@ -315,7 +218,7 @@ impl AuthorizationServer {
             resource_names,
             base,
             store,
-            key,
+            keys,
             idp,
             cookies,
             sealer,
@@ -325,9 +228,10 @@ impl AuthorizationServer {
         }))
     }
 
-    /// The public keys, for the resource side.
-    pub fn public_keys(&self) -> Option<KeySet> {
-        KeySet::parse(self.key.jwks().to_string().as_bytes()).ok()
+    /// Where the public keys are published for the resource side (updated
+    /// in place when they rotate).
+    pub fn public_keys(&self) -> Arc<arc_swap::ArcSwapOption<KeySet>> {
+        self.keys.public()
     }
 
     /// Whether this server answers `path`.
@@ -369,7 +273,7 @@ impl AuthorizationServer {
             return respond::too_many(&throttled);
         }
         match (req.method().clone(), name) {
-            (Method::GET, "/jwks") => json_ok(&self.key.jwks()),
+            (Method::GET, "/jwks") => json_ok(&self.keys.ring().jwks()),
             (Method::POST, "/register") => self.register(req, peer).await,
             (Method::GET, "/authorize") => self.authorize(req).await,
             (Method::POST, "/consent") => self.consent(req).await,
@@ -475,59 +379,6 @@ fn canonical_resource(raw: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn kids(ring: &KeyRing) -> Vec<String> {
-        ring.jwks()["keys"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|k| k["kid"].as_str().unwrap().to_owned())
-            .collect()
-    }
-
-    #[tokio::test]
-    async fn signing_keys_persist_and_rotate_with_overlap() {
-        let store = Store::Memory(MemoryStore::default());
-        let sealer = seal::Sealer::from_secret(b"a cookie key of at least 32 bytes").unwrap();
-        let first = signing_keys(&store, &sealer, true).await.unwrap();
-        let again = signing_keys(&store, &sealer, true).await.unwrap();
-        assert_eq!(kids(&first), kids(&again), "kept across restarts");
-        assert_eq!(kids(&first).len(), 1);
-
-        // Age the stored keys past the rotation period.
-        let sealed = store
-            .get(store::Space::Key, SIGNING_KEY)
-            .await
-            .unwrap()
-            .unwrap();
-        let json = sealer.open(std::str::from_utf8(&sealed).unwrap()).unwrap();
-        let mut keys: StoredKeys = serde_json::from_str(&json).unwrap();
-        keys.since -= KEY_ROTATION.as_secs() + 1;
-        let resealed = sealer.seal(&serde_json::to_string(&keys).unwrap()).unwrap();
-        store
-            .put(
-                store::Space::Key,
-                SIGNING_KEY,
-                resealed.into_bytes(),
-                KEY_ROTATION,
-            )
-            .await
-            .unwrap();
-        let rotated = signing_keys(&store, &sealer, true).await.unwrap();
-        let (old, new) = (kids(&first), kids(&rotated));
-        assert_eq!(new.len(), 2, "the previous key still verifies");
-        assert_ne!(new[0], old[0], "a new key signs");
-        assert_eq!(new[1], old[0]);
-
-        // Another cookie_key cannot open them: new keys, never a crash.
-        let other = seal::Sealer::from_secret(b"another cookie key, also 32 bytes").unwrap();
-        let fresh = signing_keys(&store, &other, true).await.unwrap();
-        assert!(!kids(&fresh).contains(&new[0]));
-        // Without a cookie_key nothing is kept.
-        let a = signing_keys(&store, &sealer, false).await.unwrap();
-        let b = signing_keys(&store, &sealer, false).await.unwrap();
-        assert_ne!(kids(&a), kids(&b));
-    }
 
     #[test]
     fn resources_compare_after_normalisation() {

@@ -98,8 +98,23 @@ impl OAuthError {
         let doc = serde_json::json!({"error": self.code, "error_description": self.description});
         let mut resp = json_ok(&doc);
         *resp.status_mut() = self.status;
-        resp
+        retry_later(resp)
     }
+}
+
+/// How long a client should wait after a 503 (the store or the provider
+/// unavailable): about how long the connection to Redis takes to come back.
+const RETRY_AFTER_UNAVAILABLE: &str = "5";
+
+/// Adds `Retry-After` to a 503.
+fn retry_later(mut resp: Response<Body>) -> Response<Body> {
+    if resp.status() == StatusCode::SERVICE_UNAVAILABLE {
+        resp.headers_mut().insert(
+            http::header::RETRY_AFTER,
+            HeaderValue::from_static(RETRY_AFTER_UNAVAILABLE),
+        );
+    }
+    resp
 }
 
 /// 200 with a JSON document, never cached.
@@ -127,7 +142,7 @@ pub(crate) fn page(status: StatusCode, html: String) -> Response<Body> {
     h.insert(CONTENT_SECURITY_POLICY, HeaderValue::from_static(PAGE_CSP));
     h.insert("x-frame-options", HeaderValue::from_static("DENY"));
     h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
-    resp
+    retry_later(resp)
 }
 
 /// An error page for the person in the browser (never a redirect: used

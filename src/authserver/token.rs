@@ -408,7 +408,8 @@ impl AuthorizationServer {
             jti: random_token(16).map_err(|_| OAuthError::unavailable("random source failed"))?,
         };
         let access = self
-            .key
+            .keys
+            .ring()
             .sign_access_token(&claims)
             .map_err(|e| OAuthError::unavailable(e.to_string()))?;
         self.metrics

@@ -383,6 +383,14 @@ pub(super) fn validate(
             Some(Secret(k.clone().into_bytes()))
         }
     });
+    if matches!(store, StoreSetting::Redis(_)) && raw.cookie_key.is_none() {
+        // Replicas sharing a store must share the key that seals it (and the
+        // signing keys in it) and signs the browser's cookies.
+        report.error(
+            format!("{p}.cookie_key"),
+            "required with a redis store: every replica must use the same one",
+        );
+    }
 
     Some(AuthServer {
         issuer: issuer?.as_str().trim_end_matches('/').to_owned(),

@@ -211,6 +211,25 @@ fn the_built_in_server_is_an_issuer_and_every_route_s_default() {
 }
 
 #[test]
+fn a_redis_store_needs_a_cookie_key_that_replicas_share() {
+    let redis = WITH_AS.replace("  store: memory\n", "  store: redis://redis:6379\n");
+    let Err(ConfigError::Invalid(problems)) = load(&redis) else {
+        panic!("expected invalid");
+    };
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.path == "authorization_server.cookie_key" && p.message.contains("redis")),
+        "{problems:?}"
+    );
+    let with_key = redis.replace(
+        "  store: redis://redis:6379\n",
+        "  store: redis://redis:6379\n  cookie_key: 0123456789abcdef0123456789abcdef\n",
+    );
+    assert!(load(&with_key).is_ok());
+}
+
+#[test]
 fn every_problem_of_the_authorization_server_block_has_its_path() {
     let yaml = r#"
 routes:

@@ -72,7 +72,7 @@ impl Gateway {
             return authserver.handle(req, conn.peer.ip()).await;
         }
         // Stage 3: answered without a token.
-        if let Some(answer) = well_known::respond(method, path, &snap.config, self.ready()) {
+        if let Some(answer) = well_known::respond(method, path, &snap.config, || self.readiness()) {
             return answer.unwrap_or_else(|e| reject::respond(&e.into(), None));
         }
         let Some(route) = snap.config.route(path).cloned() else {

@@ -20,7 +20,8 @@ use crate::throttle::StreamGuard;
 use crate::{authz, filter, forward};
 
 /// Stage 4: authenticates the bearer token. Failures are rate-limited per
-/// client IP, so an unauthenticated flood costs bounded memory and CPU.
+/// client IP (across replicas with `shared_state`), so an unauthenticated
+/// flood costs bounded memory and CPU.
 pub(super) async fn authenticate(
     snap: &Snapshot,
     parts: &http::request::Parts,
@@ -36,6 +37,7 @@ pub(super) async fn authenticate(
         Err(e) => {
             snap.throttle
                 .authn_failed(&e, peer)
+                .await
                 .map_err(|throttled| Rejection::Throttled {
                     throttled,
                     id: None,

@@ -11,11 +11,12 @@ use arc_swap::ArcSwap;
 
 use crate::authn::Authenticator;
 use crate::authserver::AuthorizationServer;
-use crate::config::Config;
+use crate::config::{Config, StoreSetting};
 use crate::forward::HttpClient;
 use crate::session::SessionBinder;
 use crate::telemetry::metrics::Metrics;
 use crate::throttle::Throttle;
+use crate::well_known::Readiness;
 
 /// How often idle rate-limiter keys are pruned.
 const HOUSEKEEPING: Duration = Duration::from_secs(30);
@@ -137,7 +138,30 @@ impl Gateway {
     /// Whether the gateway should receive traffic: not draining, and every
     /// issuer has keys.
     pub fn ready(&self) -> bool {
-        !self.draining.load(Ordering::SeqCst) && self.snapshot.load().authn.ready()
+        self.readiness().ready()
+    }
+
+    /// What `/readyz` reports: draining, keys, and each Redis connection.
+    pub fn readiness(&self) -> Readiness {
+        let snap = self.snapshot.load();
+        let config = &snap.config;
+        let uses_redis_store = config
+            .authorization_server
+            .as_ref()
+            .is_some_and(|a| matches!(a.store, StoreSetting::Redis(_)));
+        let roles = [
+            ("limits", config.rate_limits.shared.is_some()),
+            ("store", uses_redis_store),
+        ];
+        Readiness {
+            draining: self.draining.load(Ordering::SeqCst),
+            keys: snap.authn.ready(),
+            redis: roles
+                .into_iter()
+                .filter(|(_, used)| *used)
+                .map(|(role, _)| (role, self.metrics.redis_gauge(role).get() == 1))
+                .collect(),
+        }
     }
 
     /// A process-unique request id (random prefix + counter).
@@ -180,9 +204,7 @@ async fn build_snapshot(
         client.clone(),
         metrics.clone(),
         previous.map(|p| &p.authn),
-        authserver
-            .as_ref()
-            .and_then(AuthorizationServer::public_keys),
+        authserver.as_ref().map(AuthorizationServer::public_keys),
     );
     let sessions = match &config.session_key {
         Some(key) => SessionBinder::new(&key.0),

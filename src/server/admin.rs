@@ -175,7 +175,9 @@ fn answer(gateway: &Gateway, req: &Request<Incoming>) -> Response<Body> {
     }
     if path == "/healthz" || path == "/readyz" {
         let config = gateway.config();
-        if let Some(answer) = well_known::respond(req.method(), path, &config, gateway.ready()) {
+        if let Some(answer) =
+            well_known::respond(req.method(), path, &config, || gateway.readiness())
+        {
             return answer.unwrap_or_else(|e| reject::respond(&e.into(), None));
         }
     }

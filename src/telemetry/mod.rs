@@ -5,6 +5,7 @@
 use tracing_subscriber::EnvFilter;
 
 pub mod metrics;
+pub mod redis;
 pub mod request;
 
 /// The log thread's write buffer.

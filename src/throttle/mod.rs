@@ -180,10 +180,7 @@ impl Throttle {
     ) -> Result<(), Throttled> {
         match shared.check(budget, rate).await {
             Verdict::Admit => Ok(()),
-            Verdict::Wait(wait) => Err(Throttled::Rate {
-                retry_after: wait.as_secs() + u64::from(wait.subsec_nanos() > 0),
-            }
-            .at_least_one()),
+            Verdict::Wait(wait) => Err(Throttled::after(wait)),
             Verdict::Unavailable => match shared.on_error {
                 OnRedisError::Local => local(),
                 OnRedisError::Deny => Err(Throttled::Unavailable),
@@ -221,15 +218,30 @@ impl Throttle {
         }
     }
 
-    /// After a failed authentication: counts it against the client's IP,
+    /// After a failed authentication: counts it against the client's network,
     /// unless the failure was the gateway's own (keys or introspection
-    /// unavailable), which must not lock out honest clients.
-    pub fn authn_failed(&self, error: &AuthnError, ip: IpAddr) -> Result<(), Throttled> {
-        match error {
-            AuthnError::KeysUnavailable { .. } | AuthnError::IntrospectionUnavailable { .. } => {
-                Ok(())
-            }
-            _ => self.check_unauthenticated(ip),
+    /// unavailable), which must not lock out honest clients. With
+    /// `shared_state` the budget is shared by every replica; this replica's
+    /// own is asked first, so a flood from one network is refused without a
+    /// round trip. While Redis cannot be asked, the replica's own budget
+    /// decides whatever `on_redis_error` says: this budget only curbs abuse,
+    /// and a 503 would hide the 401 challenge that lets a client discover
+    /// where to sign in.
+    pub async fn authn_failed(&self, error: &AuthnError, ip: IpAddr) -> Result<(), Throttled> {
+        if matches!(
+            error,
+            AuthnError::KeysUnavailable { .. } | AuthnError::IntrospectionUnavailable { .. }
+        ) {
+            return Ok(());
+        }
+        self.check_unauthenticated(ip)?;
+        let Some((_, shared)) = &self.shared else {
+            return Ok(());
+        };
+        let budget = format!("u:{}", digest(&network(ip).to_string()));
+        match shared.check(&budget, &self.unauthenticated.rate).await {
+            Verdict::Admit | Verdict::Unavailable => Ok(()),
+            Verdict::Wait(wait) => Err(Throttled::after(wait)),
         }
     }
 
@@ -246,13 +258,9 @@ impl Throttle {
         if limiter.len() > self.max_keys {
             limiter.retain_recent();
         }
-        limiter.check_key(key).map_err(|not_until| {
-            let wait = not_until.wait_time_from(self.clock.now());
-            Throttled::Rate {
-                retry_after: wait.as_secs() + u64::from(wait.subsec_nanos() > 0),
-            }
-            .at_least_one()
-        })
+        limiter
+            .check_key(key)
+            .map_err(|not_until| Throttled::after(not_until.wait_time_from(self.clock.now())))
     }
 
     /// Takes one of the principal's stream slots until the guard is dropped.
@@ -277,8 +285,11 @@ impl Throttle {
     /// Reports Redis reachability of the shared limits to `gauge`.
     pub fn report_redis(&self, gauge: prometheus_client::metrics::gauge::Gauge) {
         if let Some((_, shared)) = &self.shared {
-            // Set once per connection; a reload that keeps it keeps the gauge.
-            let _already = shared.up.set(gauge);
+            // Set once per connection; a reload that keeps it keeps the gauge
+            // (and its probe, which ends with the connection).
+            if shared.up.set(gauge.clone()).is_ok() {
+                crate::telemetry::redis::probe(shared.conn(), gauge, Arc::downgrade(shared));
+            }
         }
     }
 
@@ -325,12 +336,12 @@ impl Throttle {
 }
 
 impl Throttled {
-    fn at_least_one(self) -> Self {
-        match self {
-            Throttled::Rate { retry_after } => Throttled::Rate {
-                retry_after: retry_after.max(1),
-            },
-            other => other,
+    /// Over a rate: retry after `wait`, in whole seconds rounded up (at
+    /// least one, so `Retry-After: 0` never invites a busy loop).
+    fn after(wait: Duration) -> Self {
+        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        Throttled::Rate {
+            retry_after: secs.max(1),
         }
     }
 }
@@ -377,13 +388,9 @@ impl IpLimiter {
         if self.limiter.len() > self.max_keys {
             self.limiter.retain_recent();
         }
-        self.limiter.check_key(&network(ip)).map_err(|not_until| {
-            let wait = not_until.wait_time_from(self.clock.now());
-            Throttled::Rate {
-                retry_after: wait.as_secs() + u64::from(wait.subsec_nanos() > 0),
-            }
-            .at_least_one()
-        })
+        self.limiter
+            .check_key(&network(ip))
+            .map_err(|not_until| Throttled::after(not_until.wait_time_from(self.clock.now())))
     }
 }
 

@@ -210,6 +210,11 @@ impl Shared {
         }))
     }
 
+    /// The connection, for the reachability probe.
+    pub(super) fn conn(&self) -> ConnectionManager {
+        self.conn.clone()
+    }
+
     fn mark(&self, up: bool) {
         if let Some(gauge) = self.up.get() {
             gauge.set(i64::from(up));

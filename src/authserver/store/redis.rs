@@ -64,6 +64,11 @@ impl RedisStore {
         })
     }
 
+    /// The connection, for the reachability probe.
+    pub(crate) fn conn(&self) -> ConnectionManager {
+        self.conn.clone()
+    }
+
     async fn run<T>(
         &self,
         op: impl std::future::Future<Output = redis::RedisResult<T>>,

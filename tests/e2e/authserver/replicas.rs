@@ -1,8 +1,10 @@
-//! Replicas: two gateway processes sharing a real `redis-server` (Debian),
+//! Replicas: three gateway processes sharing a real `redis-server` (Debian),
 //! behind a real load balancer (Debian's nginx, round robin), in front of
 //! server-everything, signing people in at oidc-provider. A sign-in whose
-//! steps land on different replicas, a code raced at both replicas, tokens
-//! verified by either, and Redis stopped and started under them.
+//! steps land on different replicas, refreshes at others, a code raced at
+//! all three, tokens verified by each, rate limits and stream caps that hold
+//! across them, a replica killed with streams open, and Redis stopped and
+//! started under them.
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -133,19 +135,25 @@ async fn replicas_share_sign_ins_codes_keys_and_survive_a_redis_restart() {
     );
     let server = peers::server_everything();
     let redis = Redis::start(redis_port);
-    let a = replica(&issuer, &server.url, &idp.url, redis_port);
-    let b = replica(&issuer, &server.url, &idp.url, redis_port);
-    a.wait_ready().await;
-    b.wait_ready().await;
-    let _lb = Nginx::start(lb_port, &[a.addr, b.addr]);
+    let replicas = [0, 1, 2].map(|_| replica(&issuer, &server.url, &idp.url, redis_port));
+    for gw in &replicas {
+        gw.wait_ready().await;
+    }
+    let [a, b, c] = &replicas;
+    let _lb = Nginx::start(lb_port, &[a.addr, b.addr, c.addr]);
+    // `url` (under the issuer, i.e. the load balancer) sent to one replica.
+    let at = |gw: &Gateway, url: &str| gw.url(url.strip_prefix(issuer.as_str()).unwrap_or(url));
 
-    // Both replicas publish the same keys (made once, in Redis).
-    let jwks_a = send("GET", &a.url("/oauth/jwks"), &[], "").await.json();
-    let jwks_b = send("GET", &b.url("/oauth/jwks"), &[], "").await.json();
-    assert_eq!(jwks_a, jwks_b);
+    // Every replica publishes the same keys (made once, in Redis).
+    let jwks = send("GET", &a.url("/oauth/jwks"), &[], "").await.json();
+    for gw in [b, c] {
+        assert_eq!(
+            send("GET", &gw.url("/oauth/jwks"), &[], "").await.json(),
+            jwks
+        );
+    }
 
-    // The whole sign-in through the load balancer: its steps alternate
-    // between the replicas, each finding what the other stored.
+    // Registration through the load balancer.
     let reg = serde_json::json!({"redirect_uris": [CLIENT_REDIRECT], "client_name": "replicated"});
     let reg = send(
         "POST",
@@ -164,8 +172,33 @@ async fn replicas_share_sign_ins_codes_keys_and_survive_a_redis_restart() {
         enc(&client_id),
         enc(CLIENT_REDIRECT)
     );
+
+    // One sign-in, each step on another replica: /authorize and the consent
+    // at A, the provider's callback at B, /token at C.
     let mut browser = Browser::default();
-    let code = sign_in(&mut browser, &authorize).await;
+    let page = browser.get(&at(a, &authorize)).await;
+    assert_eq!(page.status, 200, "{}", page.text());
+    let (action, pending, csrf) = consent_form(&page.text());
+    let action = url::Url::parse(&authorize).unwrap().join(&action).unwrap();
+    let action = at(a, action.as_str());
+    let answer = browser
+        .post_form(
+            &action,
+            &format!("pending={pending}&csrf={csrf}&decision=allow"),
+        )
+        .await;
+    let callback = browser
+        .follow_to(&action, answer, &format!("{issuer}/oauth/callback"))
+        .await
+        .unwrap_or_else(|r| panic!("{} {}", r.status, r.text()));
+    let callback = at(b, &callback);
+    let answer = browser.get(&callback).await;
+    let landed = browser
+        .follow(&callback, answer)
+        .await
+        .unwrap_or_else(|r| panic!("{} {}", r.status, r.text()));
+    b.wait_for_log("outcome=\"code_issued\"").await;
+    let code = query(&landed)["code"].clone();
     let redeem = |at: String, code: String| {
         let form = format!(
             "grant_type=authorization_code&code={}&client_id={}&redirect_uri={}&code_verifier={verifier}",
@@ -173,55 +206,69 @@ async fn replicas_share_sign_ins_codes_keys_and_survive_a_redis_restart() {
             enc(&client_id),
             enc(CLIENT_REDIRECT)
         );
-        async move {
-            send(
-                "POST",
-                &format!("{at}/oauth/token"),
-                &[("content-type", "application/x-www-form-urlencoded")],
-                &form,
-            )
-            .await
-        }
+        async move { token_request(&at, &form).await }
     };
-    let tokens = redeem(issuer.clone(), code)
+    let tokens = redeem(c.url(""), code).await.assert_status(200, &[]).json();
+
+    // A refresh at a third replica, and the next one at another: the family
+    // rotates in Redis, whichever replica turns it.
+    let refresh = |at: String, token: &str| {
+        let form = format!(
+            "grant_type=refresh_token&refresh_token={}&client_id={}",
+            enc(token),
+            enc(&client_id)
+        );
+        async move { token_request(&at, &form).await }
+    };
+    let first_refresh = tokens["refresh_token"].as_str().unwrap().to_owned();
+    let next = refresh(a.url(""), &first_refresh)
         .await
         .assert_status(200, &[])
         .json();
-    // Both replicas served part of it (each logged an audit event; the log
-    // is relayed asynchronously, so wait for it rather than peek).
-    for gw in [&a, &b] {
-        gw.wait_for_log("mcp_auth_gateway::audit").await;
+    let again = refresh(b.url(""), next["refresh_token"].as_str().unwrap())
+        .await
+        .assert_status(200, &[])
+        .json();
+
+    // A token any replica signed verifies at every replica.
+    for access in [&tokens, &next, &again].map(|t| t["access_token"].as_str().unwrap()) {
+        for gw in &replicas {
+            let r = send(
+                "POST",
+                &gw.url("/mcp"),
+                &[
+                    ("authorization", &format!("Bearer {access}")),
+                    ("content-type", "application/json"),
+                    ("accept", "application/json, text/event-stream"),
+                ],
+                r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"r","version":"1"}}}"#,
+            )
+            .await;
+            assert_eq!(r.status, 200, "{}", r.text());
+        }
     }
 
-    // A token either replica signed verifies at both.
-    let access = tokens["access_token"].as_str().unwrap();
-    for gw in [&a, &b] {
-        let r = send(
-            "POST",
-            &gw.url("/mcp"),
-            &[
-                ("authorization", &format!("Bearer {access}")),
-                ("content-type", "application/json"),
-                ("accept", "application/json, text/event-stream"),
-            ],
-            r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"r","version":"1"}}}"#,
-        )
-        .await;
-        assert_eq!(r.status, 200, "{}", r.text());
-    }
-
-    // One code, redeemed at both replicas at once: exactly one winner.
+    // One code, redeemed at all three replicas at once: exactly one winner.
     let code = sign_in(&mut browser, &authorize).await;
-    let (first, second) = tokio::join!(
+    let (first, second, third) = tokio::join!(
         redeem(a.url(""), code.clone()),
-        redeem(b.url(""), code.clone())
+        redeem(b.url(""), code.clone()),
+        redeem(c.url(""), code.clone())
     );
-    let mut statuses = [first.status, second.status];
+    let mut statuses = [first.status, second.status, third.status];
     statuses.sort_unstable();
-    assert_eq!(statuses, [200, 400], "{} / {}", first.text(), second.text());
+    assert_eq!(
+        statuses,
+        [200, 400, 400],
+        "{} / {} / {}",
+        first.text(),
+        second.text(),
+        third.text()
+    );
 
     // Redis stopped: the authorization server fails closed with 503; the
-    // proxy side (stateless) keeps working; Redis back: no restart needed.
+    // proxy side (stateless) keeps working, and /readyz says what is down
+    // without failing; Redis back: no restart needed.
     drop(redis);
     let r = send(
         "GET",
@@ -233,11 +280,15 @@ async fn replicas_share_sign_ins_codes_keys_and_survive_a_redis_restart() {
     assert_eq!(r.status, 200, "metadata needs no store");
     let down = redeem(a.url(""), "any".into()).await;
     assert_eq!(down.status, 503, "{}", down.text());
+    assert!(!down.header("retry-after").is_empty());
     assert!(
         down.text().contains("temporarily_unavailable"),
         "{}",
         down.text()
     );
+    let ready = send("GET", &a.url("/readyz"), &[], "").await;
+    assert_eq!(ready.status, 200);
+    assert_eq!(ready.text(), "ready\nredis store: down\n");
     let _redis = Redis::start(redis_port);
     let mut back = false;
     for _ in 0..60 {
@@ -255,6 +306,18 @@ async fn replicas_share_sign_ins_codes_keys_and_survive_a_redis_restart() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(back, "the replicas did not recover once Redis was back");
+    let ready = send("GET", &b.url("/readyz"), &[], "").await;
+    assert_eq!(ready.text(), "ready\nredis store: up\n");
+}
+
+async fn token_request(at: &str, form: &str) -> crate::support::Reply {
+    send(
+        "POST",
+        &format!("{at}/oauth/token"),
+        &[("content-type", "application/x-www-form-urlencoded")],
+        form,
+    )
+    .await
 }
 
 /// Consent and sign-in as a browser; returns the code.
@@ -275,13 +338,15 @@ async fn sign_in(browser: &mut Browser, authorize: &str) -> String {
     query(&location)["code"].clone()
 }
 
-/// Two replicas with `per_principal: 3/m burst 3` shared through Redis.
+/// A replica with `per_principal: 3/m burst 3`, `echo: 2/m burst 2` and
+/// `unauthenticated_per_ip: 3/m burst 3`, shared through Redis.
 fn limited(upstream: &str, issuer: &TestIssuer, redis_port: u16, on_error: &str) -> Gateway {
     GatewayBuilder::new()
         .issuer(issuer)
         .route("/mcp", upstream, crate::RESOURCE, "")
         .extra(&format!(
-            "admin_listen: 127.0.0.1:0\nrate_limits:\n  per_principal: 3/m burst 3\n  tools: {{echo: 2/m burst 2}}\n\
+            "admin_listen: 127.0.0.1:0\nrate_limits:\n  per_principal: 3/m burst 3\n  tools: {{echo: 2/m burst 2}}\n  \
+             unauthenticated_per_ip: 3/m burst 3\n\
              shared_state:\n  redis: redis://127.0.0.1:{redis_port}\n  on_redis_error: {on_error}\n"
         ))
         .spawn()
@@ -294,23 +359,53 @@ const PING: &str = r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#;
 #[tokio::test]
 async fn rate_limits_hold_across_replicas_and_redis_errors_follow_on_redis_error() {
     use crate::support::upstream::{Behavior, Upstream};
-    let redis_port = crate::support::free_port();
+    let (lb_port, redis_port) = (crate::support::free_port(), crate::support::free_port());
     let redis = Redis::start(redis_port);
     let upstream = Upstream::start(Behavior::Json).await;
     let issuer = TestIssuer::new(ISS);
     let auth = format!("Bearer {}", issuer.token(crate::RESOURCE, ""));
     let a = limited(&upstream.url(), &issuer, redis_port, "local");
     let b = limited(&upstream.url(), &issuer, redis_port, "deny");
+    let c = limited(&upstream.url(), &issuer, redis_port, "local");
+    for gw in [&a, &b, &c] {
+        gw.wait_ready().await;
+    }
+    let _lb = Nginx::start(lb_port, &[a.addr, b.addr, c.addr]);
+    let lb = |auth: &str, body: &'static str| {
+        let (url, auth) = (format!("http://127.0.0.1:{lb_port}/mcp"), auth.to_owned());
+        async move {
+            send(
+                "POST",
+                &url,
+                &[
+                    ("authorization", auth.as_str()),
+                    ("content-type", "application/json"),
+                    ("accept", "application/json, text/event-stream"),
+                ],
+                body,
+            )
+            .await
+        }
+    };
 
-    // A tool's budget (2) is spent across both replicas, not 2 each.
-    assert_eq!(a.post("/mcp", &auth, ECHO).await.status, 200);
-    assert_eq!(b.post("/mcp", &auth, ECHO).await.status, 200);
-    let third = a.post("/mcp", &auth, ECHO).await;
+    // Through the load balancer (round robin over three replicas): a tool's
+    // budget (2) is spent across them, not 2 each (6).
+    assert_eq!(lb(&auth, ECHO).await.status, 200);
+    assert_eq!(lb(&auth, ECHO).await.status, 200);
+    let third = lb(&auth, ECHO).await;
     assert_eq!(third.status, 429, "{}", third.text());
     assert!(!third.header("retry-after").is_empty());
-    // The principal's budget (3, of which 3 went to the calls above) too.
-    let over = b.post("/mcp", &auth, PING).await;
-    assert_eq!(over.status, 429, "{}", over.text());
+    // The principal's budget (3, all spent by the calls above) too, at each replica.
+    for gw in [&a, &b, &c] {
+        let over = gw.post("/mcp", &auth, PING).await;
+        assert_eq!(over.status, 429, "{}", over.text());
+    }
+    // Failed authentications from one address (3 allowed), across replicas.
+    for _ in 0..3 {
+        assert_eq!(lb("Bearer not-a-token", PING).await.status, 401);
+    }
+    let flood = lb("Bearer not-a-token", PING).await;
+    assert_eq!(flood.status, 429, "{}", flood.text());
 
     // Redis down: `local` falls back to the replica's own budget (fresh for
     // another principal), `deny` refuses with 503.
@@ -337,6 +432,11 @@ async fn rate_limits_hold_across_replicas_and_redis_errors_follow_on_redis_error
             .await
             .contains(r#"mcp_gateway_redis_up{role="limits"} 0"#)
     );
+    let ready = send("GET", &a.url("/readyz"), &[], "").await;
+    assert_eq!(
+        (ready.status, ready.text().as_str()),
+        (200, "ready\nredis limits: down\n")
+    );
 
     // Redis back: the replicas use it again without a restart.
     let _redis = Redis::start(redis_port);
@@ -354,6 +454,19 @@ async fn rate_limits_hold_across_replicas_and_redis_errors_follow_on_redis_error
             .await
             .contains(r#"mcp_gateway_redis_up{role="limits"} 1"#)
     );
+    // An idle replica notices too: its probe PINGs every few seconds.
+    let mut noticed = false;
+    for _ in 0..80 {
+        if up(&c)
+            .await
+            .contains(r#"mcp_gateway_redis_up{role="limits"} 1"#)
+        {
+            noticed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(noticed, "the idle replica's gauge never came back");
 }
 
 #[tokio::test]
@@ -374,9 +487,10 @@ async fn stream_caps_hold_across_replicas_and_a_killed_replica_s_slots_come_back
             ))
             .spawn()
     };
-    let (a, b) = (replica(), replica());
-    a.wait_ready().await;
-    b.wait_ready().await;
+    let (a, b, c) = (replica(), replica(), replica());
+    for gw in [&a, &b, &c] {
+        gw.wait_ready().await;
+    }
     let auth = format!("Bearer {}", issuer.token(crate::RESOURCE, ""));
     let headers = [("authorization", auth.as_str())];
     let open = |gw: &Gateway| {
@@ -389,12 +503,13 @@ async fn stream_caps_hold_across_replicas_and_a_killed_replica_s_slots_come_back
         (first.status().as_u16(), second.status().as_u16()),
         (200, 200)
     );
-    // Two streams open, one on each replica: a third is refused on either.
+    // Two streams open, on two replicas: a third is refused on any.
     assert_eq!(
-        open(&a).await.status(),
+        open(&c).await.status(),
         429,
         "the cap is global, not per replica"
     );
+    assert_eq!(open(&a).await.status(), 429);
     assert_eq!(open(&b).await.status(), 429);
 
     // A replica killed with its stream open stops renewing the lease: the
@@ -405,7 +520,7 @@ async fn stream_caps_hold_across_replicas_and_a_killed_replica_s_slots_come_back
     let started = std::time::Instant::now();
     let mut freed = None;
     while started.elapsed() < Duration::from_secs(5) {
-        let r = open(&b).await;
+        let r = open(&c).await;
         if r.status() == 200 {
             freed = Some(started.elapsed());
             break;
