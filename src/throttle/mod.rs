@@ -149,40 +149,33 @@ impl Throttle {
         let Some((_, shared)) = &self.shared else {
             return self.admit(principal, tools.iter().copied());
         };
+        // This replica's own budgets first, so a caller far over its rate
+        // costs no round trip: the shared budgets count this replica's
+        // requests and the others'. (A request the shared budgets then
+        // refuse has spent the local ones, so a caller that went over its
+        // rate may wait up to one more interval at this replica: stricter,
+        // never looser.)
+        self.admit(principal, tools.iter().copied())?;
         // Redis sees a digest of the principal, never its identity.
         let who = digest(&key(principal));
+        let mut budgets = Vec::with_capacity(1 + tools.len());
         if let Some(limiter) = &self.per_principal {
-            let local = || self.check(&limiter.state, &key(principal));
-            self.shared_check(shared, &format!("p:{who}"), &limiter.rate, local)
-                .await?;
+            budgets.push((format!("p:{who}"), &limiter.rate));
         }
         for tool in tools {
             if let Some(limiter) = self.per_tool.get(*tool) {
-                let local = || self.check(&limiter.state, &key(principal));
-                self.shared_check(
-                    shared,
-                    &format!("t:{}:{who}", digest(tool)),
-                    &limiter.rate,
-                    local,
-                )
-                .await?;
+                budgets.push((format!("t:{}:{who}", digest(tool)), &limiter.rate));
             }
         }
-        Ok(())
-    }
-
-    async fn shared_check(
-        &self,
-        shared: &Shared,
-        budget: &str,
-        rate: &Rate,
-        local: impl FnOnce() -> Result<(), Throttled>,
-    ) -> Result<(), Throttled> {
-        match shared.check(budget, rate).await {
+        if budgets.is_empty() {
+            return Ok(());
+        }
+        match shared.check(&budgets).await {
             Verdict::Admit => Ok(()),
             Verdict::Wait(wait) => Err(Throttled::after(wait)),
+            // The replica's own budgets were spent above.
             Verdict::Unavailable => match shared.on_error {
-                OnRedisError::Local => local(),
+                OnRedisError::Local => Ok(()),
                 OnRedisError::Deny => Err(Throttled::Unavailable),
             },
         }
@@ -238,8 +231,11 @@ impl Throttle {
         let Some((_, shared)) = &self.shared else {
             return Ok(());
         };
-        let budget = format!("u:{}", digest(&network(ip).to_string()));
-        match shared.check(&budget, &self.unauthenticated.rate).await {
+        let budget = [(
+            format!("u:{}", digest(&network(ip).to_string())),
+            &self.unauthenticated.rate,
+        )];
+        match shared.check(&budget).await {
             Verdict::Admit | Verdict::Unavailable => Ok(()),
             Verdict::Wait(wait) => Err(Throttled::after(wait)),
         }

@@ -1,7 +1,8 @@
 //! Rate limits shared by replicas (`shared_state: {redis: …}`): the same
-//! GCRA as the local limiters, kept in Redis, one round trip per check (a
-//! Lua script reads the key's theoretical arrival time, compares, and
-//! advances it atomically, on Redis's own clock, so replicas with skewed
+//! GCRA as the local limiters, kept in Redis, one round trip per request
+//! (a Lua script reads the theoretical arrival time of every budget the
+//! request spends, the caller's and its tools', compares, and advances them
+//! all or none, atomically, on Redis's own clock, so replicas with skewed
 //! clocks agree). Keys are `mcpgw:rl:<limit>:<principal>`, expiring once
 //! the budget is full again.
 //!
@@ -25,19 +26,27 @@ use crate::config::{OnRedisError, Rate, SharedLimits};
 /// How long one check may take.
 const DEADLINE: Duration = Duration::from_millis(500);
 
-/// GCRA. KEYS[1]: the budget's key. ARGV[1]: ms between requests at the
-/// rate; ARGV[2]: burst. Returns 0 (admitted) or the ms to wait.
+/// GCRA over every budget a request spends, all or nothing, in one round
+/// trip. KEYS: the budgets' keys. ARGV: for each key, the ms between
+/// requests at its rate and its burst. Returns 0 (admitted, every budget
+/// spent) or the ms to wait (nothing spent).
 const GCRA: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local interval = tonumber(ARGV[1])
-local burst = tonumber(ARGV[2])
-local tat = tonumber(redis.call('GET', KEYS[1]) or now)
-if tat < now then tat = now end
-local new_tat = tat + interval
-local allow_at = new_tat - interval * burst
-if allow_at > now then return allow_at - now end
-redis.call('SET', KEYS[1], new_tat, 'PX', new_tat - now + 1000)
+local wait, tats = 0, {}
+for i, key in ipairs(KEYS) do
+  local interval = tonumber(ARGV[2 * i - 1])
+  local burst = tonumber(ARGV[2 * i])
+  local tat = tonumber(redis.call('GET', key) or now)
+  if tat < now then tat = now end
+  tats[i] = tat + interval
+  local allow_at = tats[i] - interval * burst
+  if allow_at - now > wait then wait = allow_at - now end
+end
+if wait > 0 then return wait end
+for i, key in ipairs(KEYS) do
+  redis.call('SET', key, tats[i], 'PX', tats[i] - now + 1000)
+end
 return 0";
 
 /// Takes a stream slot. KEYS[1]: the principal's set. ARGV: cap, lease id,
@@ -134,14 +143,18 @@ impl Shared {
         })
     }
 
-    /// One request against the budget `key` at `rate`.
-    pub(super) async fn check(&self, key: &str, rate: &Rate) -> Verdict {
-        let interval_ms = (rate.period.as_millis() / u128::from(rate.count.get())).max(1);
+    /// One request against each of `budgets` (key, rate): admitted only if
+    /// every one has room, and then spent from all of them.
+    pub(super) async fn check(&self, budgets: &[(String, &Rate)]) -> Verdict {
         let mut conn = self.conn.clone();
-        let mut invocation = self.script.key(format!("mcpgw:rl:{key}"));
-        invocation
-            .arg(u64::try_from(interval_ms).unwrap_or(u64::MAX))
-            .arg(rate.burst.get());
+        let mut invocation = self.script.prepare_invoke();
+        for (key, rate) in budgets {
+            let interval_ms = (rate.period.as_millis() / u128::from(rate.count.get())).max(1);
+            invocation
+                .key(format!("mcpgw:rl:{key}"))
+                .arg(u64::try_from(interval_ms).unwrap_or(u64::MAX))
+                .arg(rate.burst.get());
+        }
         let answer =
             tokio::time::timeout(DEADLINE, invocation.invoke_async::<i64>(&mut conn)).await;
         if answer.as_ref().is_ok_and(Result::is_ok) {

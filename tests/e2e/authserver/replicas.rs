@@ -395,7 +395,10 @@ async fn rate_limits_hold_across_replicas_and_redis_errors_follow_on_redis_error
     let third = lb(&auth, ECHO).await;
     assert_eq!(third.status, 429, "{}", third.text());
     assert!(!third.header("retry-after").is_empty());
-    // The principal's budget (3, all spent by the calls above) too, at each replica.
+    // The principal's budget (3) too: the refused call spent nothing (all
+    // budgets of a request or none), so one more call fits, then none at
+    // any replica.
+    assert_eq!(lb(&auth, PING).await.status, 200);
     for gw in [&a, &b, &c] {
         let over = gw.post("/mcp", &auth, PING).await;
         assert_eq!(over.status, 429, "{}", over.text());
