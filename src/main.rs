@@ -78,30 +78,35 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Run => {
             let path = cli.config.context("--config FILE is required")?;
-            let _log_guard = telemetry::init(cli.log_format);
             let config = match Config::load(&path) {
-                Ok((config, warnings)) => {
-                    for w in warnings {
-                        tracing::warn!(problem = %w, "config warning");
-                    }
-                    config
-                }
+                Ok(loaded) => loaded,
                 Err(e) => {
                     report(&path, &e);
                     return Ok(ExitCode::FAILURE);
                 }
             };
+            let (config, warnings) = config;
             let workers = cli.workers.map_or_else(
                 || std::thread::available_parallelism().map_or(1, usize::from),
                 usize::from,
             );
-            // The control plane (signals, reload, key refresh, admin) runs
-            // here; the workers serve traffic on their own threads.
+            // The control plane (signals, reload, key refresh, admin, trace
+            // export) runs here; the workers serve traffic on their own threads.
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .context("starting the async runtime")?;
-            runtime.block_on(server::run(Arc::new(config), Some(path), workers))?;
+            let telemetry = telemetry::init(
+                cli.log_format,
+                config.tracing.as_ref(),
+                runtime.handle().clone(),
+            )?;
+            for w in warnings {
+                tracing::warn!(problem = %w, "config warning");
+            }
+            let served = runtime.block_on(server::run(Arc::new(config), Some(path), workers));
+            runtime.block_on(telemetry.shutdown());
+            served?;
             Ok(ExitCode::SUCCESS)
         }
     }

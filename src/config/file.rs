@@ -41,6 +41,8 @@ pub(super) struct RawConfig {
     pub authorization_server: Option<RawAuthServer>,
     /// State shared by replicas (rate limits).
     pub shared_state: Option<RawSharedState>,
+    /// Trace export (config/telemetry.rs).
+    pub telemetry: Option<super::telemetry::RawTelemetry>,
 }
 
 /// `shared_state:`

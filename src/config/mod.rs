@@ -20,6 +20,7 @@ mod file;
 mod issuer;
 mod limits;
 mod policy;
+mod telemetry;
 /// The RFC 9728 well-known path: a route's metadata lives at this prefix
 /// plus the route's resource path (`well_known.rs` serves it).
 pub const PRM_PREFIX: &str = "/.well-known/oauth-protected-resource";
@@ -30,6 +31,7 @@ mod validate;
 pub use authserver::{
     AuthServer, Cimd, CimdTrust, Grant, IdpKind, People, StoreSetting, UpstreamIdp,
 };
+pub use telemetry::TracingConfig;
 pub use validate::is_scope_token;
 
 /// The validated configuration snapshot.
@@ -55,6 +57,8 @@ pub struct Config {
     pub rate_limits: RateLimitConfig,
     /// The built-in authorization server, when configured.
     pub authorization_server: Option<Arc<AuthServer>>,
+    /// OpenTelemetry trace export (`telemetry.tracing`), when on.
+    pub tracing: Option<TracingConfig>,
 }
 
 /// A secret from the config. `Debug` never shows it.

@@ -37,6 +37,12 @@ impl Report {
         });
     }
 
+    /// The errors so far (for tests).
+    #[cfg(test)]
+    pub(super) fn errors(&self) -> &[Problem] {
+        &self.errors
+    }
+
     pub(super) fn warn(&mut self, path: impl Into<String>, message: impl Into<String>) {
         self.warnings.push(Problem {
             path: path.into(),
@@ -202,6 +208,7 @@ pub(super) fn validate(
     });
     let mut rate_limits = super::limits::rate_limits(&raw.rate_limits, &mut report);
     rate_limits.shared = super::limits::shared_state(raw.shared_state.as_ref(), &mut report);
+    let tracing = super::telemetry::tracing(raw.telemetry.as_ref(), &mut report);
     let token_cache = TokenCache {
         ttl: report.duration(
             "token_cache.ttl",
@@ -245,6 +252,7 @@ pub(super) fn validate(
                 session_key,
                 rate_limits,
                 authorization_server,
+                tracing,
             },
             report.warnings,
         ))

@@ -19,6 +19,7 @@ use crate::config::Route;
 use crate::filter::{self, ListFilter};
 use crate::forward::{self, ClientConn, HttpClient};
 use crate::reject::{self, Challenge, Rejection};
+use crate::telemetry::spans;
 use crate::{cors, well_known};
 
 mod outcome;
@@ -41,8 +42,9 @@ impl Gateway {
         conn: ClientConn,
         upstream: &HttpClient,
     ) -> Response<Body> {
-        let request_id = self.request_id();
-        let span = tracing::info_span!("request", request_id = %request_id);
+        // With tracing on, the trace id is the request id: logs, metrics
+        // and traces join on one value.
+        let (span, request_id) = spans::request(req.method(), req.headers(), || self.request_id());
         let id = http::HeaderValue::from_str(&request_id).ok();
         if let Some(id) = &id {
             req.headers_mut().insert(X_REQUEST_ID, id.clone());
@@ -78,6 +80,8 @@ impl Gateway {
         let Some(route) = snap.config.route(path).cloned() else {
             return self.refuse(&outcome, None, Rejection::NoRoute);
         };
+        let scheme = if conn.tls { "https" } else { "http" };
+        spans::route(&tracing::Span::current(), method, &route.path, path, scheme);
         // Origin first, before anything else (DNS rebinding); then CORS preflight.
         let origin = match cors::check(&route, req.headers()) {
             Ok(origin) => origin,
@@ -144,7 +148,9 @@ impl Gateway {
             return Err(Rejection::MethodNotAllowed);
         }
         // Stage 4: who is calling, and may they use this route at all.
-        let principal = stages::authenticate(snap, parts, route, conn.peer.ip()).await?;
+        let principal = stages::authenticate(snap, parts, route, conn.peer.ip())
+            .instrument(spans::stage("authenticate"))
+            .await?;
         outcome.principal = Some(principal.clone());
         stages::route_scopes(route, &principal)?;
         // The body, capped, read as the upstream will read it.
@@ -153,7 +159,13 @@ impl Gateway {
         let body =
             crate::body::read_capped(body, limits.max_body, limits.body_read_timeout).await?;
         // Stages 5 + 6: the JSON-RPC calls, rate limits, the policy.
-        outcome.calls = stages::authorize(snap, parts, &body, route, &principal).await?;
+        let authorize = spans::stage("authorize");
+        let calls = stages::authorize(snap, parts, &body, route, &principal)
+            .instrument(authorize.clone())
+            .await;
+        outcome::trace_decision(&authorize, &principal, calls.as_ref().err());
+        outcome.calls = calls?;
+        spans::headers(&tracing::Span::current(), &parts.headers);
         // The upstream sees its own session id, and only for the principal that created it.
         snap.sessions
             .unwrap_request(&principal, &mut parts.headers)
@@ -171,7 +183,21 @@ impl Gateway {
         // Stage 7: forward and stream.
         self.metrics.observe_gateway(&route.path, outcome.started);
         let upstream_started = Instant::now();
-        let resp = forward::forward(upstream, route, parts, body, conn).await?;
+        let target = &route.upstream;
+        let call = spans::upstream(
+            &parts.method,
+            &target.scheme,
+            &target.authority,
+            &target.path_and_query,
+        );
+        spans::inject(&call, &mut parts.headers);
+        let resp = forward::forward(upstream, route, parts, body, conn)
+            .instrument(call.clone())
+            .await;
+        if let Ok(resp) = &resp {
+            spans::status(&call, resp.status());
+        }
+        let resp = resp?;
         self.metrics.observe_upstream(&route.path, upstream_started);
         stages::refuse_legacy_transport(&resp, &outcome.calls)?;
         let resp = stages::wrap_answer(snap, &self.metrics, &principal, resp, slot);
@@ -181,7 +207,11 @@ impl Gateway {
         let list =
             ListFilter::for_request(route, &parts.method, &outcome.calls, &principal.scopes, max);
         Ok(match list {
-            Some(f) => filter::filter_response(resp, f).await,
+            Some(f) => {
+                filter::filter_response(resp, f)
+                    .instrument(spans::stage("filter"))
+                    .await
+            }
             None => resp,
         })
     }

@@ -10,9 +10,11 @@ use super::Gateway;
 use crate::authn::Principal;
 use crate::body::Body;
 use crate::config::Route;
-use crate::jsonrpc::RpcCall;
+use crate::jsonrpc::{RpcCall, Target};
 use crate::reject::{self, Rejection};
 use crate::telemetry::request::RequestEvent;
+use crate::telemetry::spans;
+use crate::telemetry::traces::DECISION;
 
 /// What is known about a request so far, for its log event.
 pub(super) struct Outcome {
@@ -73,13 +75,10 @@ impl Gateway {
             ([], _) => "",
             (_, _) => "batch",
         };
-        let refusal = rejection.map(|r| {
-            let decision = match r {
-                Rejection::Denied(_) | Rejection::InsufficientScope { .. } => "deny",
-                _ => "reject",
-            };
-            (decision, r.reason())
-        });
+        let refusal = rejection.map(|r| (decision(r), r.reason()));
+        if spans::enabled() {
+            trace_request(outcome, rejection, status);
+        }
         self.metrics.record_request(&RequestEvent {
             method: &outcome.method,
             path: &outcome.path,
@@ -92,4 +91,80 @@ impl Gateway {
             status,
         });
     }
+}
+
+/// The authorize stage's verdict on its span: `mcp_gateway.decision`
+/// (`allow`, `deny`, `reject`), and for a policy denial the scopes the body
+/// needs and the ones the caller lacks (never the arguments).
+pub(super) fn trace_decision(
+    span: &tracing::Span,
+    principal: &Principal,
+    refused: Option<&Rejection>,
+) {
+    if !spans::enabled() {
+        return;
+    }
+    let Some(rejection) = refused else {
+        spans::attribute(span, DECISION, "allow");
+        return;
+    };
+    spans::attribute(span, DECISION, decision(rejection));
+    spans::attribute(span, "mcp_gateway.reason", rejection.reason());
+    let required = match rejection {
+        Rejection::Denied(d) => {
+            spans::attribute(span, "mcp_gateway.unlisted", d.unlisted);
+            d.required.clone()
+        }
+        Rejection::InsufficientScope { required, .. } => required.clone(),
+        _ => return,
+    };
+    let missing: Vec<&str> = required
+        .iter()
+        .filter(|s| !principal.scopes.iter().any(|g| g == *s))
+        .map(String::as_str)
+        .collect();
+    spans::attribute(span, "mcp_gateway.required_scopes", required.join(" "));
+    spans::attribute(span, "mcp_gateway.missing_scopes", missing.join(" "));
+}
+
+/// `deny` for policy and scope refusals, `reject` for everything else.
+fn decision(rejection: &Rejection) -> &'static str {
+    match rejection {
+        Rejection::Denied(_) | Rejection::InsufficientScope { .. } => "deny",
+        _ => "reject",
+    }
+}
+
+/// The request's span (the current one): its MCP attributes (for one call;
+/// a batch is `mcp.method.name` = `batch`), its status and decision.
+fn trace_request(outcome: &Outcome, rejection: Option<&Rejection>, status: StatusCode) {
+    let span = tracing::Span::current();
+    let call = match (outcome.calls.as_slice(), rejection) {
+        ([one], _) => Some(one),
+        ([], Some(Rejection::Denied(d))) => Some(&d.call),
+        _ => None,
+    };
+    if let Some(call) = call {
+        spans::attribute(&span, "mcp.method.name", call.method().to_owned());
+        if let Some(id) = &call.id {
+            let id = id.as_str().map_or_else(|| id.to_string(), str::to_owned);
+            spans::attribute(&span, "jsonrpc.request.id", id);
+        }
+        match &call.target {
+            Target::Tool(name) => {
+                spans::attribute(&span, "gen_ai.operation.name", "execute_tool");
+                spans::attribute(&span, "gen_ai.tool.name", name.clone());
+            }
+            Target::Prompt(name) => spans::attribute(&span, "gen_ai.prompt.name", name.clone()),
+            Target::Resource(uri) => spans::attribute(&span, "mcp.resource.uri", uri.clone()),
+            _ => {}
+        }
+        if let Some(version) = &call.meta_version {
+            spans::attribute(&span, "mcp.protocol.version", version.clone());
+        }
+    } else if outcome.calls.len() > 1 {
+        spans::attribute(&span, "mcp.method.name", "batch");
+    }
+    spans::attribute(&span, DECISION, rejection.map_or("allow", decision));
+    spans::status(&span, status);
 }
