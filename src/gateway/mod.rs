@@ -44,7 +44,19 @@ impl Gateway {
     ) -> Response<Body> {
         // With tracing on, the trace id is the request id: logs, metrics
         // and traces join on one value.
-        let (span, request_id) = spans::request(req.method(), req.headers(), || self.request_id());
+        let route = spans::enabled()
+            .then(|| {
+                self.snapshot
+                    .load()
+                    .config
+                    .route(req.uri().path())
+                    .map(|r| r.path.clone())
+            })
+            .flatten();
+        let (span, request_id) =
+            spans::request(req.method(), route.as_deref(), req.headers(), || {
+                self.request_id()
+            });
         let id = http::HeaderValue::from_str(&request_id).ok();
         if let Some(id) = &id {
             req.headers_mut().insert(X_REQUEST_ID, id.clone());
@@ -81,7 +93,7 @@ impl Gateway {
             return self.refuse(&outcome, None, Rejection::NoRoute);
         };
         let scheme = if conn.tls { "https" } else { "http" };
-        spans::route(&tracing::Span::current(), method, &route.path, path, scheme);
+        spans::url(&tracing::Span::current(), path, scheme);
         // Origin first, before anything else (DNS rebinding); then CORS preflight.
         let origin = match cors::check(&route, req.headers()) {
             Ok(origin) => origin,

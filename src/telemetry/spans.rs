@@ -31,10 +31,13 @@ pub fn enabled() -> bool {
 
 /// The span of one request, and its id for logs and `x-request-id`: with
 /// tracing on, a server span that continues the client's `traceparent`
-/// (when it sent one), whose trace id is the request id; else the plain
-/// `request` span with `fallback`.
+/// (when it sent one), whose trace id is the request id, named after the
+/// route (`POST /mcp`; the method alone off any route: the raw path is the
+/// client's text, an attribute, never a name); else the plain `request`
+/// span with `fallback`.
 pub fn request(
     method: &http::Method,
+    route: Option<&str>,
     headers: &HeaderMap,
     fallback: impl FnOnce() -> String,
 ) -> (Span, String) {
@@ -42,9 +45,13 @@ pub fn request(
         let id = fallback();
         return (tracing::info_span!("request", request_id = %id), id);
     }
+    let name = match route {
+        Some(route) => format!("{method} {route}"),
+        None => method.to_string(),
+    };
     let span = tracing::info_span!(
         "request",
-        otel.name = %method,
+        otel.name = name.as_str(),
         otel.kind = "server",
         request_id = tracing::field::Empty,
     );
@@ -54,18 +61,19 @@ pub fn request(
         // Only when no OpenTelemetry layer is installed: then the span is a root.
         tracing::debug!(error = %e, "trace context not continued");
     }
+    // The span starts here (its name and parent are fixed from now on).
     let id = span.context().span().span_context().trace_id().to_string();
     span.record("request_id", id.as_str());
     span.set_attribute("http.request.method", method.to_string());
+    if let Some(route) = route {
+        span.set_attribute("http.route", route.to_owned());
+    }
     (span, id)
 }
 
-/// Names the server span after its route (`POST /mcp`), once known; the
-/// raw path is an attribute, never the name (it is the client's text).
-pub fn route(span: &Span, method: &http::Method, route: &str, path: &str, scheme: &'static str) {
+/// The request's URL as attributes, once it is known to be on a route.
+pub fn url(span: &Span, path: &str, scheme: &'static str) {
     if enabled() {
-        span.record("otel.name", format!("{method} {route}").as_str());
-        span.set_attribute("http.route", route.to_owned());
         span.set_attribute("url.path", path.to_owned());
         span.set_attribute("url.scheme", scheme);
     }

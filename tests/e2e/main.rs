@@ -31,6 +31,7 @@ mod oauth;
 mod operations;
 mod policy;
 mod timeouts;
+mod tracing;
 mod uri_whatwg;
 mod versions;
 

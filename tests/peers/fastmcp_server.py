@@ -15,6 +15,10 @@ Environment knobs:
   FASTMCP_PUBLIC_CACHE=1    2026-07-28 caching hints `cacheScope: "public"`, ttlMs 60000, on
                             every list and read result (the SDK's default is private), so a
                             test can see the gateway make a caller's view private again
+  OTEL_TRACES_URL=<url>     export OpenTelemetry spans (OTLP/HTTP, service.name py-mcp-peer) to
+                            <url>, with an HTTP server span per request that continues the
+                            `traceparent` header (opentelemetry-instrumentation-asgi); the SDK's
+                            own MCP spans are its children
   RECORD_FILE=<path>        append one JSON line per executed tool, resource and
                             prompt function (for tests/e2e/differential.rs):
                             {"kind": "tool"|"resource"|"prompt", "name"|"uri": ...,
@@ -200,6 +204,19 @@ async def _serve(port: int) -> None:
         transport_security=security,
         host=host,
     )
+    traces = os.environ.get("OTEL_TRACES_URL")
+    if traces:
+        from opentelemetry import trace
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+        from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
+        from opentelemetry.sdk.resources import Resource
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+        provider = TracerProvider(resource=Resource.create({"service.name": "py-mcp-peer"}))
+        provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=traces)))
+        trace.set_tracer_provider(provider)
+        app = OpenTelemetryMiddleware(app, exclude_spans=["receive", "send"])
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, lifespan="on")
     server = uvicorn.Server(config)
 

@@ -20,6 +20,7 @@ pub struct GatewayBuilder {
     tls: Option<(PathBuf, PathBuf)>,
     port: u16,
     workers: Option<usize>,
+    env: Vec<(String, String)>,
     dir: tempfile::TempDir,
 }
 
@@ -47,8 +48,15 @@ impl GatewayBuilder {
             tls: None,
             port: 0,
             workers: None,
+            env: Vec::new(),
             dir: tempfile::tempdir().unwrap(),
         }
+    }
+
+    /// Sets an environment variable for the gateway process.
+    pub fn env(mut self, name: &str, value: &str) -> Self {
+        self.env.push((name.to_owned(), value.to_owned()));
+        self
     }
 
     /// Trusts `issuer` (its JWKS file or URL).
@@ -141,6 +149,7 @@ impl GatewayBuilder {
             .arg("--config")
             .arg(&path)
             .env("RUST_LOG", "info,mcp_auth_gateway=debug")
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()

@@ -78,6 +78,28 @@ pub fn fastmcp(env: &[(&str, &str)]) -> Peer {
     }
 }
 
+/// An OTLP/HTTP trace receiver that decodes the real protobuf payloads
+/// (`tests/peers/otlp_receiver.py`, PyPI `opentelemetry-proto`). `url` is
+/// its base; spans are POSTed to `/v1/traces` and listed at `/spans`.
+pub fn otlp_receiver() -> Peer {
+    let port = super::free_port();
+    let dir = dir();
+    let mut child = Command::new(dir.join(".venv/bin/python"))
+        .arg("otlp_receiver.py")
+        .arg(port.to_string())
+        .current_dir(&dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start the OTLP receiver");
+    wait_for_line(&mut child, true, "READY", "otlp_receiver");
+    Peer {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+        name: "otlp-receiver",
+    }
+}
+
 fn wait_for_line(child: &mut Child, stdout: bool, needle: &str, name: &str) {
     let (tx, rx) = std::sync::mpsc::channel();
     let reader: Box<dyn std::io::Read + Send> = if stdout {
