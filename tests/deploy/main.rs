@@ -19,6 +19,7 @@
 
 mod chart;
 mod dockerfile;
+mod grafana;
 mod kubernetes;
 mod support;
 
