@@ -75,6 +75,7 @@ pub fn explain(config: &Config, args: &ExplainArgs) -> Result<(bool, String), Ex
         id: Some(serde_json::Value::from(1)),
         target,
         meta_version: None,
+        meta_traceparent: None,
         raw_name: None,
     };
     let mut granted: Vec<String> = args

@@ -72,6 +72,7 @@ pub fn authorize(
                     id: None,
                     target: crate::jsonrpc::Target::None,
                     meta_version: None,
+                    meta_traceparent: None,
                     raw_name: None,
                 })
             };

@@ -98,6 +98,7 @@ fn every_post_and_get_on_a_filtering_route_is_planned_for_filtering() {
         id: Some(json!(7)),
         target: Target::None,
         meta_version: None,
+        meta_traceparent: None,
         raw_name: None,
     }];
     let filtering = route(", policy: {tools: {echo: []}}");

@@ -104,6 +104,7 @@ pub fn list_visibility(route: Arc<Route>, granted: Vec<String>) -> Allow {
             id: None,
             target,
             meta_version: None,
+            meta_traceparent: None,
             raw_name: None,
         };
         authz::decide_call(

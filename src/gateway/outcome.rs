@@ -162,6 +162,9 @@ fn trace_request(outcome: &Outcome, rejection: Option<&Rejection>, status: Statu
         if let Some(version) = &call.meta_version {
             spans::attribute(&span, "mcp.protocol.version", version.clone());
         }
+        if let Some(traceparent) = &call.meta_traceparent {
+            spans::link_meta(&span, traceparent);
+        }
     } else if outcome.calls.len() > 1 {
         spans::attribute(&span, "mcp.method.name", "batch");
     }

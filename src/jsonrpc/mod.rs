@@ -45,6 +45,8 @@ pub struct RpcCall {
     pub target: Target,
     /// `params._meta["io.modelcontextprotocol/protocolVersion"]` (2026-07-28).
     pub meta_version: Option<String>,
+    /// `params._meta.traceparent` (W3C trace context; 2026-07-28, SEP-414).
+    pub meta_traceparent: Option<String>,
     /// The body's own `params.name` / `params.uri` for the methods whose
     /// 2026-07-28 `Mcp-Name` header mirrors it (before canonicalization).
     pub raw_name: Option<String>,

@@ -68,34 +68,51 @@ impl<'de> Visitor<'de> for NotificationsSeed {
     }
 }
 
-/// `params._meta`: keeps the protocol version (2026-07-28), checks the rest
-/// strictly.
+/// What the gateway reads from `params._meta`.
+#[derive(Default)]
+pub(super) struct Meta {
+    /// `io.modelcontextprotocol/protocolVersion` (2026-07-28), when a string.
+    pub(super) version: Option<String>,
+    /// `traceparent` (W3C trace context, reserved by 2026-07-28), when a
+    /// string of at most [`MAX_TRACEPARENT`] bytes.
+    pub(super) traceparent: Option<String>,
+}
+
+/// A version-00 `traceparent` is 55 bytes; later versions may append fields.
+const MAX_TRACEPARENT: usize = 128;
+
+/// `params._meta`: keeps the protocol version (2026-07-28) and the trace
+/// context, checks the rest strictly.
 pub(super) struct MetaSeed {
     pub(super) inner: Strict,
 }
 
 impl<'de> DeserializeSeed<'de> for MetaSeed {
-    type Value = Option<String>;
+    type Value = Meta;
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
         d.deserialize_any(self)
     }
 }
 
 impl<'de> Visitor<'de> for MetaSeed {
-    type Value = Option<String>;
+    type Value = Meta;
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a _meta object")
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         self.inner.check_depth::<A::Error>()?;
-        let mut out = None;
+        let mut out = Meta::default();
         let mut keys = KeySet::default();
         let inner = self.inner.deeper();
         while let Some(Text(key)) = map.next_key()? {
             keys.insert::<A::Error>(key.clone())?;
             if key == crate::jsonrpc::version::META_KEY {
                 if let Scalar::Str(v) = map.next_value_seed(ScalarSeed { inner })? {
-                    out = Some(v);
+                    out.version = Some(v);
+                }
+            } else if key == "traceparent" {
+                if let Scalar::Str(v) = map.next_value_seed(ScalarSeed { inner })? {
+                    out.traceparent = Some(v).filter(|v| v.len() <= MAX_TRACEPARENT);
                 }
             } else {
                 map.next_value_seed(inner)?;
@@ -105,25 +122,25 @@ impl<'de> Visitor<'de> for MetaSeed {
     }
     fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
         self.inner.visit_seq(seq)?;
-        Ok(None)
+        Ok(Meta::default())
     }
     fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
-        Ok(None)
+        Ok(Meta::default())
     }
     fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
-        Ok(None)
+        Ok(Meta::default())
     }
     fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
-        Ok(None)
+        Ok(Meta::default())
     }
     fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
-        Ok(None)
+        Ok(Meta::default())
     }
     fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
-        Ok(None)
+        Ok(Meta::default())
     }
     fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(None)
+        Ok(Meta::default())
     }
 }
 

@@ -7,7 +7,7 @@ use std::fmt;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
 
-use super::modern::{MetaSeed, NotificationsSeed};
+use super::modern::{Meta, MetaSeed, NotificationsSeed};
 use super::{JsonRpcError, MAX_TARGET_LEN, ParseLimits, RpcCall, Target};
 use crate::json::{KeySet, Strict, Text};
 use crate::uri;
@@ -37,9 +37,8 @@ struct RawParams {
     /// (2026-07-28): `None` when absent, `Some(Err(()))` when not an array of
     /// strings.
     subscriptions: Option<Result<Vec<String>, ()>>,
-    /// `_meta["io.modelcontextprotocol/protocolVersion"]` (2026-07-28), when
-    /// a string.
-    meta_version: Option<String>,
+    /// What `_meta` carries for the gateway.
+    meta: Meta,
 }
 
 #[derive(Default)]
@@ -72,6 +71,7 @@ impl RawMessage {
                 id: self.id,
                 target: Target::None,
                 meta_version: None,
+                meta_traceparent: None,
                 raw_name: None,
             });
         };
@@ -149,7 +149,8 @@ impl RawMessage {
             method: Some(method),
             id: self.id,
             target,
-            meta_version: p.meta_version,
+            meta_version: p.meta.version,
+            meta_traceparent: p.meta.traceparent,
             raw_name,
         })
     }
@@ -346,7 +347,7 @@ impl<'de> Visitor<'de> for ParamsSeed {
                     p.subscriptions = map.next_value_seed(NotificationsSeed { inner })?;
                 }
                 "_meta" => {
-                    p.meta_version = map.next_value_seed(MetaSeed { inner })?;
+                    p.meta = map.next_value_seed(MetaSeed { inner })?;
                 }
                 _ => map.next_value_seed(inner)?,
             }

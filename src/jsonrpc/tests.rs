@@ -270,3 +270,23 @@ fn subscriptions_listen_names_its_resources() {
         assert!(parse(bad.as_bytes(), LIMITS).is_err(), "{bad}");
     }
 }
+
+#[test]
+fn meta_trace_context_is_read_and_bounded() {
+    let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let c = one(&format!(
+        r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"echo","_meta":{{"traceparent":"{tp}","tracestate":"a=b"}}}}}}"#
+    ));
+    assert_eq!(c.meta_traceparent.as_deref(), Some(tp));
+    let long = "0".repeat(129);
+    let c = one(&format!(
+        r#"{{"jsonrpc":"2.0","id":1,"method":"ping","params":{{"_meta":{{"traceparent":"{long}"}}}}}}"#
+    ));
+    assert_eq!(c.meta_traceparent, None, "longer than any traceparent");
+    let c = one(r#"{"jsonrpc":"2.0","id":1,"method":"ping","params":{"_meta":{"traceparent":7}}}"#);
+    assert_eq!(c.meta_traceparent, None);
+    // Still strict: a duplicate key inside _meta is refused.
+    err(
+        r#"{"jsonrpc":"2.0","id":1,"method":"ping","params":{"_meta":{"traceparent":"a","traceparent":"b"}}}"#,
+    );
+}

@@ -150,6 +150,23 @@ pub fn headers(span: &Span, headers: &HeaderMap) {
     }
 }
 
+/// Links `span` to the trace context a 2026-07-28 client put in the
+/// request's `params._meta.traceparent` (SEP-414), when it is valid and not
+/// already the span's own trace. A link, not a parent: the body is read
+/// after the span has started (the token is checked first).
+pub fn link_meta(span: &Span, traceparent: &str) {
+    if !enabled() {
+        return;
+    }
+    let carrier =
+        std::collections::HashMap::from([("traceparent".to_owned(), traceparent.to_owned())]);
+    let linked = TraceContextPropagator::new().extract(&carrier);
+    let linked = linked.span().span_context().clone();
+    if linked.is_valid() && linked.trace_id() != span.context().span().span_context().trace_id() {
+        span.add_link(linked);
+    }
+}
+
 /// Sets an attribute (string, integer or boolean).
 pub fn attribute(span: &Span, key: &'static str, value: impl Into<opentelemetry::Value>) {
     if enabled() {

@@ -200,6 +200,20 @@ async fn traces_continue_the_client_reach_the_upstream_and_keep_every_refusal() 
         "a refused call is never forwarded: {got:#?}"
     );
 
+    // A 2026-07-28 client's trace context in `params._meta` (SEP-414): the
+    // request span links to it (the body is read after the span started).
+    let meta_trace = "0af7651916cd43dd8448eb211c80319c";
+    let meta_body = format!(
+        r#"{{"jsonrpc":"2.0","id":10,"method":"tools/call","params":{{"name":"admin_reset","arguments":{{}},"_meta":{{"traceparent":"00-{meta_trace}-b7ad6b7169203331-01"}}}}}}"#
+    );
+    let linked = call(&gw, &token, &meta_body, None).await;
+    assert_eq!(linked.status, 403, "{}", linked.text());
+    let linked_trace = linked.header("x-request-id").to_owned();
+    let got = wait_for(&receiver.url, &linked_trace, "POST /mcp").await;
+    let links = &one(&got, "mcp-auth-gateway", "POST /mcp")["links"];
+    assert_eq!(links[0]["trace_id"], meta_trace, "{links:#}");
+    assert_eq!(links[0]["span_id"], "b7ad6b7169203331");
+
     let bad = call(&gw, "not-a-token", body, None).await;
     assert_eq!(bad.status, 401);
     let bad_trace = bad.header("x-request-id").to_owned();

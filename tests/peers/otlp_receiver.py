@@ -6,7 +6,7 @@ POST /v1/traces: an ExportTraceServiceRequest (protobuf, optionally gzip),
 GET /spans: every span received so far, as a JSON list of
   {"service", "name", "kind" (SERVER|CLIENT|INTERNAL|...), "trace_id",
    "span_id", "parent_span_id" ("" for a root), "status" (UNSET|OK|ERROR),
-   "attributes": {key: value}}.
+   "attributes": {key: value}, "links": [{"trace_id", "span_id"}]}.
 Prints READY once listening.
 """
 
@@ -57,6 +57,8 @@ class Handler(BaseHTTPRequestHandler):
                         "parent_span_id": s.parent_span_id.hex(),
                         "status": Status.StatusCode.Name(s.status.code).removeprefix("STATUS_CODE_"),
                         "attributes": {kv.key: value(kv.value) for kv in s.attributes},
+                        "links": [{"trace_id": l.trace_id.hex(), "span_id": l.span_id.hex()}
+                                  for l in s.links],
                     })
         with LOCK:
             SPANS.extend(spans)

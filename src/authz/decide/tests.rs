@@ -45,6 +45,7 @@ fn call(method: &str, target: Target) -> RpcCall {
         id: Some(serde_json::json!(1)),
         target,
         meta_version: None,
+        meta_traceparent: None,
         raw_name: None,
     }
 }
@@ -259,6 +260,7 @@ fn unknown_methods_are_refused_only_when_the_policy_says_so() {
         id: Some(serde_json::json!(1)),
         target: Target::None,
         meta_version: None,
+        meta_traceparent: None,
         raw_name: None,
     };
     assert!(decide_call(Some(&p), &[], &[], &response).allowed());
