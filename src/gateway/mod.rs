@@ -93,7 +93,7 @@ impl Gateway {
             return self.refuse(&outcome, None, Rejection::NoRoute);
         };
         let scheme = if conn.tls { "https" } else { "http" };
-        spans::url(&tracing::Span::current(), path, scheme);
+        spans::url(path, scheme);
         // Origin first, before anything else (DNS rebinding); then CORS preflight.
         let origin = match cors::check(&route, req.headers()) {
             Ok(origin) => origin,
@@ -177,7 +177,7 @@ impl Gateway {
             .await;
         outcome::trace_decision(&authorize, &principal, calls.as_ref().err());
         outcome.calls = calls?;
-        spans::headers(&tracing::Span::current(), &parts.headers);
+        spans::headers(&parts.headers);
         // The upstream sees its own session id, and only for the principal that created it.
         snap.sessions
             .unwrap_request(&principal, &mut parts.headers)

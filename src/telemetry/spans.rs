@@ -71,9 +71,11 @@ pub fn request(
     (span, id)
 }
 
-/// The request's URL as attributes, once it is known to be on a route.
-pub fn url(span: &Span, path: &str, scheme: &'static str) {
+/// The request's URL as attributes of the current (request) span, once it
+/// is known to be on a route.
+pub fn url(path: &str, scheme: &'static str) {
     if enabled() {
+        let span = Span::current();
         span.set_attribute("url.path", path.to_owned());
         span.set_attribute("url.scheme", scheme);
     }
@@ -130,12 +132,14 @@ pub fn inject(span: &Span, headers: &mut HeaderMap) {
     );
 }
 
-/// The request's MCP headers as attributes: `mcp.protocol.version`, and
-/// `mcp.session.id` (the id the client holds, bound to its principal).
-pub fn headers(span: &Span, headers: &HeaderMap) {
+/// The request's MCP headers as attributes of the current (request) span:
+/// `mcp.protocol.version`, and `mcp.session.id` (the id the client holds,
+/// bound to its principal).
+pub fn headers(headers: &HeaderMap) {
     if !enabled() {
         return;
     }
+    let span = Span::current();
     let text = |name: &str| {
         headers
             .get(name)

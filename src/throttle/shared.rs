@@ -27,19 +27,21 @@ use crate::config::{OnRedisError, Rate, SharedLimits};
 const DEADLINE: Duration = Duration::from_millis(500);
 
 /// GCRA over every budget a request spends, all or nothing, in one round
-/// trip. KEYS: the budgets' keys. ARGV: for each key, the ms between
-/// requests at its rate and its burst. Returns 0 (admitted, every budget
-/// spent) or the ms to wait (nothing spent).
+/// trip. KEYS: the budgets' keys (each once). ARGV: for each key, the ms
+/// between requests at its rate, its burst, and how many requests this one
+/// counts for (a batch calling one tool three times spends three). Returns 0
+/// (admitted, every budget spent) or the ms to wait (nothing spent).
 const GCRA: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local wait, tats = 0, {}
 for i, key in ipairs(KEYS) do
-  local interval = tonumber(ARGV[2 * i - 1])
-  local burst = tonumber(ARGV[2 * i])
+  local interval = tonumber(ARGV[3 * i - 2])
+  local burst = tonumber(ARGV[3 * i - 1])
+  local cost = tonumber(ARGV[3 * i])
   local tat = tonumber(redis.call('GET', key) or now)
   if tat < now then tat = now end
-  tats[i] = tat + interval
+  tats[i] = tat + interval * cost
   local allow_at = tats[i] - interval * burst
   if allow_at - now > wait then wait = allow_at - now end
 end
@@ -144,16 +146,25 @@ impl Shared {
     }
 
     /// One request against each of `budgets` (key, rate): admitted only if
-    /// every one has room, and then spent from all of them.
+    /// every one has room, and then spent from all of them. A key named
+    /// several times is spent that many times (Redis sees it once).
     pub(super) async fn check(&self, budgets: &[(String, &Rate)]) -> Verdict {
+        let mut merged: Vec<(&str, &Rate, u32)> = Vec::with_capacity(budgets.len());
+        for (key, rate) in budgets {
+            match merged.iter_mut().find(|(k, _, _)| *k == key.as_str()) {
+                Some((_, _, cost)) => *cost = cost.saturating_add(1),
+                None => merged.push((key, rate, 1)),
+            }
+        }
         let mut conn = self.conn.clone();
         let mut invocation = self.script.prepare_invoke();
-        for (key, rate) in budgets {
+        for (key, rate, cost) in merged {
             let interval_ms = (rate.period.as_millis() / u128::from(rate.count.get())).max(1);
             invocation
                 .key(format!("mcpgw:rl:{key}"))
                 .arg(u64::try_from(interval_ms).unwrap_or(u64::MAX))
-                .arg(rate.burst.get());
+                .arg(rate.burst.get())
+                .arg(cost);
         }
         let answer =
             tokio::time::timeout(DEADLINE, invocation.invoke_async::<i64>(&mut conn)).await;

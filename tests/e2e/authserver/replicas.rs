@@ -410,6 +410,16 @@ async fn rate_limits_hold_across_replicas_and_redis_errors_follow_on_redis_error
     let flood = lb("Bearer not-a-token", PING).await;
     assert_eq!(flood.status, 429, "{}", flood.text());
 
+    // A batch calling one tool twice spends two of its shared budget: after
+    // it, another replica has none left for that caller.
+    let mut carol = issuer.claims(crate::RESOURCE, "");
+    carol["sub"] = "carol".into();
+    let carol = format!("Bearer {}", issuer.sign(&carol));
+    let twice = format!("[{ECHO},{}]", ECHO.replace("\"id\":1", "\"id\":2"));
+    assert_eq!(a.post("/mcp", &carol, &twice).await.status, 200);
+    let after = c.post("/mcp", &carol, ECHO).await;
+    assert_eq!(after.status, 429, "{}", after.text());
+
     // Redis down: `local` falls back to the replica's own budget (fresh for
     // another principal), `deny` refuses with 503.
     drop(redis);
