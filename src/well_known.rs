@@ -51,13 +51,21 @@ pub struct Readiness {
     /// Every issuer has a usable key set.
     pub keys: bool,
     /// Each Redis connection in use (`limits`, `store`) and whether its last
-    /// command or probe succeeded. Reported, never a reason to fail: the
-    /// proxy keeps working without Redis (see README, "Running several
-    /// replicas").
+    /// command or probe succeeded (admin listener only). Reported, never a
+    /// reason to fail: the proxy keeps working without Redis (see README,
+    /// "Running several replicas").
     pub redis: Vec<(&'static str, bool)>,
 }
 
 impl Readiness {
+    /// Without the Redis lines: for the public listener, where they would
+    /// tell anyone when the shared limits have fallen back to per-replica
+    /// ones. The admin listener shows them.
+    pub fn public(mut self) -> Self {
+        self.redis.clear();
+        self
+    }
+
     /// Whether `/readyz` answers 200.
     pub fn ready(&self) -> bool {
         !self.draining && self.keys

@@ -41,6 +41,8 @@ const PUBLISH_AHEAD: Duration = Duration::from_secs(3 * 60);
 /// One signing key.
 pub(crate) struct SigningKey {
     kid: String,
+    /// The private key as stored (PKCS#8), to write the ring back.
+    pkcs8: Vec<u8>,
     encoding: EncodingKey,
     /// The public key as a JWK.
     jwk: serde_json::Value,
@@ -84,6 +86,7 @@ impl SigningKey {
         });
         Ok(Self {
             kid,
+            pkcs8: der.to_vec(),
             encoding: EncodingKey::from_ec_der(der),
             jwk,
         })
@@ -106,6 +109,8 @@ pub(crate) struct KeyRing {
     current: SigningKey,
     previous: Option<SigningKey>,
     signs_from: u64,
+    /// When `current` was made (unix seconds).
+    since: u64,
 }
 
 impl KeyRing {
@@ -161,13 +166,21 @@ pub(crate) struct Keys {
 }
 
 impl Keys {
-    /// Reads (or makes) the keys; see [`load`].
+    /// Reads (or makes) the keys; see [`load`]. With a `shared` store
+    /// (replicas), stored keys this `cookie_key` cannot open stop the start:
+    /// replacing them would lock the other replicas out of their own keys.
     pub(crate) async fn start(
         store: &Store,
         sealer: &Sealer,
         persistent: bool,
+        shared: bool,
     ) -> Result<Arc<Self>, StartError> {
-        let ring = load(store, sealer, persistent, Unreadable::Replace).await?;
+        let unreadable = if shared {
+            Unreadable::Keep
+        } else {
+            Unreadable::Replace
+        };
+        let ring = load(store, sealer, persistent, unreadable, None).await?;
         let public = ArcSwapOption::from(public_set(&ring).map(Arc::new));
         Ok(Arc::new(Self {
             ring: ArcSwap::from_pointee(ring),
@@ -188,7 +201,8 @@ impl Keys {
     /// Re-reads the keys from the store (rotating them when due) and
     /// switches to them if they changed. Returns whether they did.
     pub(crate) async fn refresh(&self, store: &Store, sealer: &Sealer) -> Result<bool, StartError> {
-        let ring = load(store, sealer, true, Unreadable::Keep).await?;
+        let in_use = self.ring.load_full();
+        let ring = load(store, sealer, true, Unreadable::Keep, Some(&in_use)).await?;
         if ring.identity() == self.ring.load().identity() {
             return Ok(false);
         }
@@ -237,11 +251,16 @@ enum Unreadable {
 /// the current one is older than [`KEY_ROTATION`]; without, a new key per
 /// process (tokens issued before a restart then stop verifying, and clients
 /// refresh).
+///
+/// `in_use` (while running): when the record is gone (Redis flushed or
+/// restarted without persistence), the keys in use are written back rather
+/// than new ones made, so tokens already issued keep verifying.
 async fn load(
     store: &Store,
     sealer: &Sealer,
     persistent: bool,
     unreadable: Unreadable,
+    in_use: Option<&KeyRing>,
 ) -> Result<KeyRing, StartError> {
     use base64::engine::general_purpose::STANDARD;
     let crypto = |e: KeyError| StartError::Crypto(e.to_string());
@@ -288,8 +307,29 @@ async fn load(
                 current,
                 previous,
                 signs_from: keys.signs_from,
+                since: keys.since,
             });
         }
+    }
+    if let (true, None, Some(ring)) = (persistent, &stored_raw, in_use) {
+        let keys = StoredKeys {
+            current: STANDARD.encode(&ring.current.pkcs8),
+            since: ring.since,
+            signs_from: ring.signs_from,
+            previous: ring.previous.as_ref().map(|k| STANDARD.encode(&k.pkcs8)),
+        };
+        let sealed = seal(sealer, &keys)?;
+        let written = store
+            .put_new(Space::Key, SIGNING_KEY, sealed, KEY_ROTATION * 3)
+            .await
+            .map_err(store_error)?;
+        if written {
+            tracing::warn!(
+                "the signing keys were missing from the store; wrote back the ones in use"
+            );
+        }
+        // Ours, or another replica's written back first: read what won.
+        return Box::pin(load(store, sealer, persistent, unreadable, None)).await;
     }
     let (key, pkcs8) = SigningKey::generate().map_err(crypto)?;
     // The key being replaced keeps verifying for one more period, and keeps
@@ -308,11 +348,7 @@ async fn load(
             signs_from,
             previous: previous_b64,
         };
-        let json = serde_json::to_string(&keys).map_err(|e| StartError::Crypto(e.to_string()))?;
-        let sealed = sealer
-            .seal(&json)
-            .map_err(|e| StartError::Crypto(e.to_string()))?
-            .into_bytes();
+        let sealed = seal(sealer, &keys)?;
         let ttl = KEY_ROTATION * 3;
         // Replicas race here (starting together, or rotating together): only
         // one key set may win, or tokens one signs would not verify at another.
@@ -327,7 +363,7 @@ async fn load(
         .map_err(store_error)?;
         if !written {
             // Another replica made or rotated them first: use theirs.
-            return Box::pin(load(store, sealer, persistent, unreadable)).await;
+            return Box::pin(load(store, sealer, persistent, unreadable, None)).await;
         }
         if previous.is_some() {
             tracing::info!(
@@ -340,7 +376,16 @@ async fn load(
         current: key,
         previous,
         signs_from,
+        since: now,
     })
+}
+
+fn seal(sealer: &Sealer, keys: &StoredKeys) -> Result<Vec<u8>, StartError> {
+    let json = serde_json::to_string(keys).map_err(|e| StartError::Crypto(e.to_string()))?;
+    sealer
+        .seal(&json)
+        .map(String::into_bytes)
+        .map_err(|e| StartError::Crypto(e.to_string()))
 }
 
 #[cfg(test)]
@@ -382,6 +427,7 @@ mod tests {
             current: new,
             previous: Some(old),
             signs_from: 1_000,
+            since: 0,
         };
         let jwks = ring.jwks();
         let kids: Vec<&str> = jwks["keys"]
@@ -451,10 +497,10 @@ mod tests {
             .unwrap();
         assert!(!kids(&fresh).contains(&new[0]));
         // Without a cookie_key nothing is kept.
-        let a = load(&store, &sealer, false, Unreadable::Replace)
+        let a = load(&store, &sealer, false, Unreadable::Replace, None)
             .await
             .unwrap();
-        let b = load(&store, &sealer, false, Unreadable::Replace)
+        let b = load(&store, &sealer, false, Unreadable::Replace, None)
             .await
             .unwrap();
         assert_ne!(kids(&a), kids(&b));
@@ -465,15 +511,15 @@ mod tests {
         sealer: &Sealer,
         unreadable: Unreadable,
     ) -> Result<KeyRing, StartError> {
-        load(store, sealer, true, unreadable).await
+        load(store, sealer, true, unreadable, None).await
     }
 
     #[tokio::test]
     async fn running_replicas_pick_up_a_rotation_from_the_store() {
         let store = Store::Memory(MemoryStore::default());
         let sealer = sealer_for(b"a cookie key of at least 32 bytes");
-        let a = Keys::start(&store, &sealer, true).await.unwrap();
-        let b = Keys::start(&store, &sealer, true).await.unwrap();
+        let a = Keys::start(&store, &sealer, true, true).await.unwrap();
+        let b = Keys::start(&store, &sealer, true, true).await.unwrap();
         assert_eq!(kids(&a.ring()), kids(&b.ring()), "one key for both");
         assert!(
             !b.refresh(&store, &sealer).await.unwrap(),
@@ -492,5 +538,35 @@ mod tests {
         assert!(published.has_kid(&ka[0]) && published.has_kid(&ka[1]));
         let token = b.ring().sign_access_token(&json!({"sub": "x"})).unwrap();
         assert_eq!(signer_kid(&token), ka[1], "the old key still signs");
+    }
+
+    #[tokio::test]
+    async fn keys_missing_from_the_store_are_written_back_not_replaced() {
+        let store = Store::Memory(MemoryStore::default());
+        let sealer = sealer_for(b"a cookie key of at least 32 bytes");
+        let a = Keys::start(&store, &sealer, true, true).await.unwrap();
+        let before = kids(&a.ring());
+        // Redis flushed (or restarted without persistence).
+        store.take(Space::Key, SIGNING_KEY).await.unwrap();
+        assert!(!a.refresh(&store, &sealer).await.unwrap(), "the same keys");
+        assert_eq!(kids(&a.ring()), before);
+        // ... and they are in the store again, for the other replicas.
+        let b = Keys::start(&store, &sealer, true, true).await.unwrap();
+        assert_eq!(kids(&b.ring()), before);
+    }
+
+    #[tokio::test]
+    async fn a_replica_with_another_cookie_key_does_not_start_on_a_shared_store() {
+        let store = Store::Memory(MemoryStore::default());
+        let ours = sealer_for(b"a cookie key of at least 32 bytes");
+        let first = Keys::start(&store, &ours, true, true).await.unwrap();
+        let stored = store.get(Space::Key, SIGNING_KEY).await.unwrap();
+        let other = sealer_for(b"another cookie key, also 32 bytes");
+        let refused = Keys::start(&store, &other, true, true).await;
+        assert!(refused.is_err(), "replaced the shared keys");
+        assert_eq!(store.get(Space::Key, SIGNING_KEY).await.unwrap(), stored);
+        assert!(!first.refresh(&store, &ours).await.unwrap());
+        // A store of its own (sqlite, memory): the operator changed the key.
+        assert!(Keys::start(&store, &other, true, false).await.is_ok());
     }
 }

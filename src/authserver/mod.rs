@@ -165,7 +165,8 @@ impl AuthorizationServer {
                 let cookies = cookie::Key::derive_from(&master);
                 let sealer = seal::Sealer::from_secret(&master).map_err(crypto)?;
                 let persistent = settings.cookie_key.is_some();
-                let keys = Keys::start(&store, &sealer, persistent).await?;
+                let shared = matches!(store, Store::Redis(_));
+                let keys = Keys::start(&store, &sealer, persistent, shared).await?;
                 let (store, sealer) = (Arc::new(store), Arc::new(sealer));
                 if let Store::Redis(redis) = &*store {
                     let gauge = metrics.redis_gauge("store");

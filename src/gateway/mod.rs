@@ -86,7 +86,9 @@ impl Gateway {
             return authserver.handle(req, conn.peer.ip()).await;
         }
         // Stage 3: answered without a token.
-        if let Some(answer) = well_known::respond(method, path, &snap.config, || self.readiness()) {
+        if let Some(answer) =
+            well_known::respond(method, path, &snap.config, || self.readiness().public())
+        {
             return answer.unwrap_or_else(|e| reject::respond(&e.into(), None));
         }
         let Some(route) = snap.config.route(path).cloned() else {

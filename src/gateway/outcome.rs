@@ -156,7 +156,11 @@ fn trace_request(outcome: &Outcome, rejection: Option<&Rejection>, status: Statu
                 spans::attribute(&span, "gen_ai.tool.name", name.clone());
             }
             Target::Prompt(name) => spans::attribute(&span, "gen_ai.prompt.name", name.clone()),
-            Target::Resource(uri) => spans::attribute(&span, "mcp.resource.uri", uri.clone()),
+            Target::Resource(uri) => {
+                // Without its query, which may carry what the operator did not mean to export.
+                let uri = uri.split(['?', '#']).next().unwrap_or_default();
+                spans::attribute(&span, "mcp.resource.uri", uri.to_owned());
+            }
             _ => {}
         }
         if let Some(version) = &call.meta_version {

@@ -54,6 +54,7 @@ pub fn request(
         otel.name = name.as_str(),
         otel.kind = "server",
         request_id = tracing::field::Empty,
+        span_id = tracing::field::Empty,
     );
     let parent =
         TraceContextPropagator::new().extract(&opentelemetry_http::HeaderExtractor(headers));
@@ -62,8 +63,13 @@ pub fn request(
         tracing::debug!(error = %e, "trace context not continued");
     }
     // The span starts here (its name and parent are fixed from now on).
-    let id = span.context().span().span_context().trace_id().to_string();
+    let cx = span.context();
+    let context = cx.span().span_context().clone();
+    let id = context.trace_id().to_string();
     span.record("request_id", id.as_str());
+    // A client that sends a traceparent chooses the trace id (and so the
+    // request id); the span id is the gateway's own, unique per request.
+    span.record("span_id", context.span_id().to_string().as_str());
     span.set_attribute("http.request.method", method.to_string());
     if let Some(route) = route {
         span.set_attribute("http.route", route.to_owned());

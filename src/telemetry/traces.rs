@@ -32,10 +32,12 @@ use crate::config::TracingConfig;
 
 /// The attribute that marks a refused request (kept whatever the sampler said).
 pub const DECISION: &str = "mcp_gateway.decision";
-/// Traces held while their request is in flight; more are not kept.
+/// Requests whose spans are held while in flight; more are not kept.
 const MAX_HELD_TRACES: usize = 10_000;
-/// Spans held per trace; more are not kept.
+/// Spans held per request; more are not kept.
 const MAX_HELD_SPANS: usize = 64;
+/// Unsampled refusals exported per second at most.
+const MAX_KEPT_REFUSALS: u32 = 100;
 
 /// Why tracing could not start.
 #[derive(Debug, thiserror::Error)]
@@ -57,19 +59,23 @@ pub fn start<S>(
 where
     S: tracing::Subscriber + for<'span> tracing_subscriber::registry::LookupSpan<'span>,
 {
-    let mut headers = HashMap::new();
-    for (name, value) in &config.headers {
-        headers.insert(name.clone(), String::from_utf8_lossy(&value.0).into_owned());
-    }
+    let headers = config
+        .headers
+        .iter()
+        .filter_map(|(name, value)| {
+            let name = http::HeaderName::from_bytes(name.as_bytes()).ok()?;
+            Some((name, http::HeaderValue::from_bytes(&value.0).ok()?))
+        })
+        .collect();
     let exporter = opentelemetry_otlp::SpanExporter::builder()
         .with_http()
         .with_http_client(Exporter {
             client: crate::http_client::build(config.timeout),
             runtime,
             timeout: config.timeout,
+            headers: std::sync::Arc::new(headers),
         })
         .with_endpoint(config.endpoint.clone())
-        .with_headers(headers)
         .with_timeout(config.timeout)
         .build()
         .map_err(|e| TracingError(e.to_string()))?;
@@ -104,7 +110,15 @@ struct Exporter {
     client: crate::http_client::HttpClient,
     runtime: tokio::runtime::Handle,
     timeout: Duration,
+    /// `telemetry.tracing.headers` (or the environment's, when the file has
+    /// none): the only extra headers sent. The OTLP crate also adds the
+    /// environment's on its own, which would send them to an endpoint the
+    /// file chose; they are removed here.
+    headers: std::sync::Arc<Vec<(http::HeaderName, http::HeaderValue)>>,
 }
+
+/// The collector's answer is read up to this size (only its status matters).
+const MAX_COLLECTOR_ANSWER: usize = 64 * 1024;
 
 #[async_trait::async_trait]
 impl opentelemetry_http::HttpClient for Exporter {
@@ -113,11 +127,23 @@ impl opentelemetry_http::HttpClient for Exporter {
         request: http::Request<Bytes>,
     ) -> Result<http::Response<Bytes>, opentelemetry_http::HttpError> {
         let (client, timeout) = (self.client.clone(), self.timeout);
+        let (mut parts, body) = request.into_parts();
+        let keep = [http::header::CONTENT_TYPE, http::header::CONTENT_ENCODING];
+        let mut headers = http::HeaderMap::new();
+        for name in keep {
+            if let Some(value) = parts.headers.remove(&name) {
+                headers.insert(name, value);
+            }
+        }
+        for (name, value) in self.headers.iter() {
+            headers.insert(name.clone(), value.clone());
+        }
+        parts.headers = headers;
         let send = async move {
-            let (parts, body) = request.into_parts();
             let request = http::Request::from_parts(parts, crate::body::full(body));
             let response = tokio::time::timeout(timeout, client.request(request)).await??;
             let (parts, body) = response.into_parts();
+            let body = http_body_util::Limited::new(body, MAX_COLLECTOR_ANSWER);
             let body = tokio::time::timeout(timeout, body.collect()).await??;
             Ok::<_, opentelemetry_http::HttpError>(http::Response::from_parts(
                 parts,
@@ -173,19 +199,42 @@ impl ShouldSample for ParentOrRatio {
     }
 }
 
-/// Passes sampled spans on; holds the others per trace until the local root
-/// span ends, then sends them all if it was a refusal, else drops them.
+/// Passes sampled spans on; holds the others per request (the trace and the
+/// request's span: every span the gateway makes under a request is its
+/// direct child) until the request's span ends, then sends them all if it
+/// was a refusal, else drops them. Keyed by request, not trace: concurrent
+/// requests may share a client's trace id.
 #[derive(Debug)]
 struct KeepRefused<P> {
     inner: P,
-    held: Mutex<HashMap<TraceId, Vec<SpanData>>>,
+    held: Mutex<HashMap<(TraceId, SpanId), Vec<SpanData>>>,
+    /// Refusals kept this second, and which second: at most
+    /// [`MAX_KEPT_REFUSALS`] a second, so a flood of refused requests cannot
+    /// push every other span out of the export queue.
+    kept: Mutex<(u64, u32)>,
 }
 
 impl<P> KeepRefused<P> {
+    /// Whether one more refusal may be kept this second.
+    fn keep_one(&self) -> bool {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let Ok(mut kept) = self.kept.lock() else {
+            return false;
+        };
+        if kept.0 != now {
+            *kept = (now, 0);
+        }
+        kept.1 += 1;
+        kept.1 <= MAX_KEPT_REFUSALS
+    }
+
     fn new(inner: P) -> Self {
         Self {
             inner,
             held: Mutex::new(HashMap::new()),
+            kept: Mutex::new((0, 0)),
         }
     }
 }
@@ -225,17 +274,20 @@ impl<P: SpanProcessor> SpanProcessor for KeepRefused<P> {
             return;
         };
         if !local_root {
-            if held.len() < MAX_HELD_TRACES || held.contains_key(&trace) {
-                let spans = held.entry(trace).or_default();
+            let request = (trace, span.parent_span_id);
+            if held.len() < MAX_HELD_TRACES || held.contains_key(&request) {
+                let spans = held.entry(request).or_default();
                 if spans.len() < MAX_HELD_SPANS {
                     spans.push(span);
                 }
             }
             return;
         }
-        let children = held.remove(&trace).unwrap_or_default();
+        let children = held
+            .remove(&(trace, span.span_context.span_id()))
+            .unwrap_or_default();
         drop(held);
-        if refused(&span) {
+        if refused(&span) && self.keep_one() {
             for child in children {
                 self.inner.on_end(sampled(child));
             }
@@ -253,5 +305,124 @@ impl<P: SpanProcessor> SpanProcessor for KeepRefused<P> {
 
     fn set_resource(&mut self, resource: &Resource) {
         self.inner.set_resource(resource);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry::trace::{SpanKind, Status, TraceFlags, TraceState};
+
+    /// Test double: collects what would be exported.
+    #[derive(Debug, Default)]
+    struct Collect(Mutex<Vec<SpanData>>);
+
+    impl SpanProcessor for Collect {
+        fn on_start(&self, _: &mut opentelemetry_sdk::trace::Span, _: &Context) {}
+        fn on_end(&self, span: SpanData) {
+            if span.span_context.is_sampled() {
+                self.0.lock().unwrap().push(span);
+            }
+        }
+        fn force_flush(&self) -> OTelSdkResult {
+            Ok(())
+        }
+        fn shutdown_with_timeout(&self, _: Duration) -> OTelSdkResult {
+            Ok(())
+        }
+    }
+
+    fn span(trace: u128, id: u64, parent: u64, sampled: bool, decision: Option<&str>) -> SpanData {
+        let flags = if sampled {
+            TraceFlags::SAMPLED
+        } else {
+            TraceFlags::default()
+        };
+        SpanData {
+            span_context: SpanContext::new(
+                TraceId::from(trace),
+                SpanId::from(id),
+                flags,
+                false,
+                TraceState::default(),
+            ),
+            parent_span_id: SpanId::from(parent),
+            parent_span_is_remote: false,
+            span_kind: SpanKind::Internal,
+            name: format!("span {id}").into(),
+            start_time: std::time::SystemTime::now(),
+            end_time: std::time::SystemTime::now(),
+            attributes: decision
+                .map(|d| vec![KeyValue::new(DECISION, d.to_owned())])
+                .unwrap_or_default(),
+            dropped_attributes_count: 0,
+            events: Default::default(),
+            links: Default::default(),
+            status: Status::Unset,
+            instrumentation_scope: Default::default(),
+        }
+    }
+
+    fn exported(p: &KeepRefused<Collect>) -> Vec<u64> {
+        let spans = p.inner.0.lock().unwrap();
+        spans
+            .iter()
+            .map(|s| u64::from_be_bytes(s.span_context.span_id().to_bytes()))
+            .collect()
+    }
+
+    #[test]
+    fn refusals_are_kept_with_their_own_children_only() {
+        let p = KeepRefused::new(Collect::default());
+        // A sampled span passes at once.
+        p.on_end(span(1, 100, 0, true, Some("allow")));
+        assert_eq!(exported(&p), [100]);
+        // Two requests in one trace (a client reusing its trace id): 10
+        // allowed, 20 refused, their children interleaved.
+        p.on_end(span(7, 11, 10, false, None));
+        p.on_end(span(7, 21, 20, false, Some("deny")));
+        p.on_end(span(7, 10, 0, false, Some("allow")));
+        assert_eq!(
+            exported(&p),
+            [100],
+            "an unsampled allowed request is dropped"
+        );
+        p.on_end(span(7, 22, 20, false, None));
+        p.on_end(span(7, 20, 0, false, Some("deny")));
+        assert_eq!(
+            exported(&p),
+            [100, 21, 22, 20],
+            "the refusal and its children"
+        );
+        assert!(
+            p.inner
+                .0
+                .lock()
+                .unwrap()
+                .iter()
+                .all(|s| s.span_context.is_sampled())
+        );
+        assert!(p.held.lock().unwrap().is_empty(), "nothing left held");
+    }
+
+    #[test]
+    fn a_flood_of_refusals_is_capped_per_second() {
+        let p = KeepRefused::new(Collect::default());
+        let second = || {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs()
+        };
+        let started = second();
+        for i in 0..300u64 {
+            p.on_end(span(u128::from(i) + 1, i + 1, 0, false, Some("reject")));
+        }
+        let kept = exported(&p).len();
+        if second() == started {
+            assert_eq!(kept, MAX_KEPT_REFUSALS as usize);
+        } else {
+            assert!(kept <= 2 * MAX_KEPT_REFUSALS as usize, "{kept}");
+        }
     }
 }

@@ -77,10 +77,12 @@ async fn traces_continue_the_client_reach_the_upstream_and_keep_every_refusal() 
         .issuer(&issuer)
         .route("/mcp", &server.url, RESOURCE, POLICY)
         .extra(&format!(
-            "telemetry:\n  tracing:\n    endpoint: {}\n    sample_ratio: 0\n",
+            "telemetry:\n  tracing:\n    endpoint: {}\n    sample_ratio: 0\n    headers: {{x-collector-key: from-the-file}}\n",
             receiver.url
         ))
         .env("OTEL_BSP_SCHEDULE_DELAY", "100")
+        // The file names its own collector headers: these must not be sent.
+        .env("OTEL_EXPORTER_OTLP_HEADERS", "x-env-secret=leaked")
         .spawn();
     gw.wait_ready().await;
     let token = issuer.token(RESOURCE, "mcp:tools");
@@ -230,6 +232,22 @@ async fn traces_continue_the_client_reach_the_upstream_and_keep_every_refusal() 
         !all.iter().any(|s| s["trace_id"] == quiet_trace.as_str()),
         "an unsampled allowed request was exported"
     );
+    // The collector got the file's headers only, and protobuf.
+    let sent = send("GET", &format!("{}/headers", receiver.url), &[], "")
+        .await
+        .json();
+    let gateway_exports: Vec<&Value> = sent
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| h["x-collector-key"] == "from-the-file")
+        .collect();
+    assert!(!gateway_exports.is_empty(), "{sent:#}");
+    assert!(
+        !sent.to_string().contains("leaked"),
+        "environment headers were sent: {sent:#}"
+    );
+    assert_eq!(gateway_exports[0]["content-type"], "application/x-protobuf");
     // Never a token or tool arguments.
     let dump = serde_json::to_string(&all).unwrap();
     assert!(!dump.contains(&token), "a token was exported");

@@ -3,6 +3,7 @@
 Usage:  .venv/bin/python otlp_receiver.py PORT
 POST /v1/traces: an ExportTraceServiceRequest (protobuf, optionally gzip),
   answered with an empty ExportTraceServiceResponse.
+GET /headers: the request headers of every export, lowercased names.
 GET /spans: every span received so far, as a JSON list of
   {"service", "name", "kind" (SERVER|CLIENT|INTERNAL|...), "trace_id",
    "span_id", "parent_span_id" ("" for a root), "status" (UNSET|OK|ERROR),
@@ -23,6 +24,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 SPANS = []
+HEADERS = []
 LOCK = threading.Lock()
 
 
@@ -62,6 +64,7 @@ class Handler(BaseHTTPRequestHandler):
                     })
         with LOCK:
             SPANS.extend(spans)
+            HEADERS.append({k.lower(): v for k, v in self.headers.items()})
         out = ExportTraceServiceResponse().SerializeToString()
         self.send_response(200)
         self.send_header("Content-Type", "application/x-protobuf")
@@ -71,7 +74,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_GET(self):
         with LOCK:
-            out = json.dumps(SPANS).encode()
+            out = json.dumps(HEADERS if self.path == "/headers" else SPANS).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(out)))

@@ -112,7 +112,7 @@ fn replica(issuer: &str, server: &str, idp: &str, redis_port: u16) -> Gateway {
         .issuer(&TestIssuer::new(ISS))
         .route("/mcp", server, &format!("{issuer}/mcp"), "required_scopes: [mcp:tools]")
         .extra(&format!(
-            "session_binding: {{key: replicas-share-this-session-key-0123456789}}\n\
+            "admin_listen: 127.0.0.1:0\nsession_binding: {{key: replicas-share-this-session-key-0123456789}}\n\
              authorization_server:\n  issuer: {issuer}\n  store: redis://127.0.0.1:{redis_port}\n  \
              cookie_key: replicas-share-this-cookie-key-0123456789\n  upstream:\n    kind: oidc\n    \
              issuer: {idp}\n    client_id: mcp-gateway-upstream\n    client_secret: upstream-secret\n  \
@@ -286,9 +286,12 @@ async fn replicas_share_sign_ins_codes_keys_and_survive_a_redis_restart() {
         "{}",
         down.text()
     );
-    let ready = send("GET", &a.url("/readyz"), &[], "").await;
+    let ready = send("GET", &a.admin_url("/readyz"), &[], "").await;
     assert_eq!(ready.status, 200);
     assert_eq!(ready.text(), "ready\nredis store: down\n");
+    // The public listener says ready, not what is down.
+    let public = send("GET", &a.url("/readyz"), &[], "").await;
+    assert_eq!((public.status, public.text().as_str()), (200, "ready\n"));
     let _redis = Redis::start(redis_port);
     let mut back = false;
     for _ in 0..60 {
@@ -306,7 +309,7 @@ async fn replicas_share_sign_ins_codes_keys_and_survive_a_redis_restart() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(back, "the replicas did not recover once Redis was back");
-    let ready = send("GET", &b.url("/readyz"), &[], "").await;
+    let ready = send("GET", &b.admin_url("/readyz"), &[], "").await;
     assert_eq!(ready.text(), "ready\nredis store: up\n");
 }
 
@@ -445,7 +448,7 @@ async fn rate_limits_hold_across_replicas_and_redis_errors_follow_on_redis_error
             .await
             .contains(r#"mcp_gateway_redis_up{role="limits"} 0"#)
     );
-    let ready = send("GET", &a.url("/readyz"), &[], "").await;
+    let ready = send("GET", &a.admin_url("/readyz"), &[], "").await;
     assert_eq!(
         (ready.status, ready.text().as_str()),
         (200, "ready\nredis limits: down\n")
