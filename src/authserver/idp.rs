@@ -16,6 +16,7 @@ use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use jsonwebtoken::{Algorithm, Validation};
 use serde::Deserialize;
 use tokio::sync::OnceCell;
+use tracing::Instrument as _;
 use url::Url;
 
 use crate::authn::KeySet;
@@ -440,6 +441,16 @@ impl Idp {
         &self,
         req: http::Request<body::Body>,
     ) -> Result<(http::StatusCode, Bytes), IdpError> {
+        // A client span for the call to the provider (no trace context is
+        // sent to it: the provider is a third party).
+        let uri = req.uri();
+        let call = crate::telemetry::spans::upstream(
+            req.method(),
+            uri.scheme_str().unwrap_or("https"),
+            uri.authority().map_or("", |a| a.as_str()),
+            uri.path(),
+        );
+        let traced = call.clone();
         let exchange = async {
             let resp = self
                 .client
@@ -447,12 +458,14 @@ impl Idp {
                 .await
                 .map_err(|e| IdpError::Unavailable(e.to_string()))?;
             let status = resp.status();
+            crate::telemetry::spans::status(&traced, status);
             let doc = body::read_capped(resp.into_body(), MAX_DOCUMENT, self.timeout)
                 .await
                 .map_err(|e| IdpError::Unavailable(e.to_string()))?;
             Ok((status, doc))
         };
         tokio::time::timeout(self.timeout, exchange)
+            .instrument(call)
             .await
             .map_err(|_| IdpError::Unavailable(format!("no answer within {:?}", self.timeout)))?
     }

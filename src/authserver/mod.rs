@@ -242,6 +242,25 @@ impl AuthorizationServer {
             || self.metadata_path(path)
     }
 
+    /// The span name's route for a request to one of this server's own
+    /// endpoints (a fixed set of paths; `None` for anything else, so a
+    /// client's text never names a span).
+    pub fn span_route(&self, path: &str) -> Option<String> {
+        let endpoint = path
+            .strip_prefix(&self.base)
+            .and_then(|rest| rest.strip_prefix(PREFIX))?;
+        let known = [
+            "/jwks",
+            "/register",
+            "/authorize",
+            "/consent",
+            "/callback",
+            "/token",
+            "/revoke",
+        ];
+        (known.contains(&endpoint) || self.metadata_path(path)).then(|| path.to_owned())
+    }
+
     fn metadata_path(&self, path: &str) -> bool {
         let rfc8414 = format!("/.well-known/oauth-authorization-server{}", self.base);
         let oidc = format!("{}/.well-known/openid-configuration", self.base);

@@ -46,11 +46,9 @@ impl Gateway {
         // and traces join on one value.
         let route = spans::enabled()
             .then(|| {
-                self.snapshot
-                    .load()
-                    .config
-                    .route(req.uri().path())
-                    .map(|r| r.path.clone())
+                let (snap, path) = (self.snapshot.load(), req.uri().path());
+                let route = snap.config.route(path).map(|r| r.path.clone());
+                route.or_else(|| snap.authserver.as_ref()?.span_route(path))
             })
             .flatten();
         let (span, request_id) =

@@ -14,6 +14,7 @@ use crate::support::{Gateway, GatewayBuilder, Reply, TestIssuer, send};
 mod conformance;
 mod idps;
 mod replicas;
+mod traces;
 
 /// Where the scripted clients say they listen; nothing does.
 const CLIENT_REDIRECT: &str = "http://127.0.0.1:9/callback";

@@ -31,13 +31,13 @@ async fn call(gw: &Gateway, token: &str, body: &str, traceparent: Option<&str>) 
 }
 
 /// The spans received so far.
-async fn spans(receiver: &str) -> Vec<Value> {
+pub(crate) async fn spans(receiver: &str) -> Vec<Value> {
     let r = send("GET", &format!("{receiver}/spans"), &[], "").await;
     r.json().as_array().cloned().unwrap_or_default()
 }
 
 /// Waits until the receiver holds spans of `trace` named `name`.
-async fn wait_for(receiver: &str, trace: &str, name: &str) -> Vec<Value> {
+pub(crate) async fn wait_for(receiver: &str, trace: &str, name: &str) -> Vec<Value> {
     for _ in 0..100 {
         let all = spans(receiver).await;
         if all
@@ -54,7 +54,7 @@ async fn wait_for(receiver: &str, trace: &str, name: &str) -> Vec<Value> {
     );
 }
 
-fn one<'a>(spans: &'a [Value], service: &str, name: &str) -> &'a Value {
+pub(crate) fn one<'a>(spans: &'a [Value], service: &str, name: &str) -> &'a Value {
     let found: Vec<&Value> = spans
         .iter()
         .filter(|s| s["service"] == service && s["name"] == name)
