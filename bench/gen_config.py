@@ -94,6 +94,8 @@ def nginx_conf(d: str, up: int, proxy: int, nofile: int) -> dict:
         # error_page turns into an internal GET of the file, answered 200.
         location = /list {{ error_page 405 =200 /list.json; return 405; }}
         location = /list.json {{ internal; root {d}/nginx; }}
+        # An OTLP/HTTP sink for bench/tracing.sh: accepts spans, keeps nothing.
+        location = /v1/traces {{ return 200; }}
     }}"""
     proxy = f"""    # Configuration "nginx": a plain reverse proxy, keepalive to the upstream.
     upstream bench_upstream {{

@@ -29,56 +29,18 @@ case "${1:-}" in
 esac
 CONNECTIONS=${BENCH_CONNECTIONS:-64}
 
-log() { printf '[replicas %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-
-pids=()
-cleanup() {
-  local p
-  # SIGTERM: nginx's master then stops its workers (SIGKILL would orphan them).
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  [[ -n ${WORK:-} && -d $WORK ]] && rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-need_apt=()
-command -v nginx >/dev/null 2>&1 || [[ -x /usr/sbin/nginx ]] || need_apt+=(nginx-light)
-command -v wrk >/dev/null 2>&1 || need_apt+=(wrk)
-command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
-if ((${#need_apt[@]})); then
-  SUDO=""
-  [[ $(id -u) -eq 0 ]] || SUDO=sudo
-  log "installing ${need_apt[*]} with apt-get"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
-fi
-NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+LOG_TAG=replicas
+# shellcheck source=bench/lib.sh
+source "$BENCH/lib.sh"
+need_tools nginx:nginx-light wrk:wrk redis-server:redis-server
 
 log "building the release binary"
 cargo build --release --quiet
 
 WORK=$(mktemp -d /tmp/mcp-gw-replicas.XXXXXX)
 chmod 755 "$WORK"
-free_ports() {
-  python3 -c 'import socket,sys
-ss=[socket.socket() for _ in range(int(sys.argv[1]))]
-for s in ss: s.bind(("127.0.0.1",0))
-print(" ".join(str(s.getsockname()[1]) for s in ss))' "$1"
-}
-read -r UP_PORT PROXY_PORT SSE_PORT REDIS_PORT LB_PORT <<<"$(free_ports 5)"
-
-# The upstream and the gateway's route config come from the main benchmark's
-# generator (its "proxy" nginx is not used here).
-python3 "$BENCH/gen_config.py" --dir "$WORK" --upstream-port "$UP_PORT" --proxy-port "$PROXY_PORT" \
-  --sse-port "$SSE_PORT" --nofile 16384
-expect() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$WORK/expected.json" "$1"; }
-TOKEN=$("$BIN" token --key "$WORK/key.pem" --jwks-out "$WORK/gateway/jwks.json" --issuer "$(expect issuer)" \
-  --aud "$(expect audience)" --scope "$(expect scopes)" --sub bench --ttl 3h)
-export BENCH_TOKEN=$TOKEN
-
-"$NGINX" -p "$WORK/nginx" -e "$WORK/nginx/error.log" -c "$WORK/nginx/upstream.conf" &
-pids+=("$!")
+fixtures
+read -r REDIS_PORT LB_PORT <<<"$(free_ports 2)"
 redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no >"$WORK/redis.log" 2>&1 &
 pids+=("$!")
 
@@ -103,27 +65,17 @@ EOF
 
 REPLICA_PIDS=() REPLICA_ADDRS=()
 start_replicas() {
-  local config=$1 i line
+  local config=$1 i
   REPLICA_PIDS=() REPLICA_ADDRS=()
   for i in 1 2 3; do
-    "$BIN" --config "$config" --workers 1 2>"$WORK/replica$i.log" &
-    REPLICA_PIDS+=("$!")
-    pids+=("$!")
-  done
-  for i in 1 2 3; do
-    line=""
-    for _ in $(seq 100); do
-      line=$(grep -o 'listening on http://[0-9.:]*' "$WORK/replica$i.log" | head -1 || true)
-      [[ -n $line ]] && break
-      sleep 0.1
-    done
-    [[ -n $line ]] || { log "replica $i did not start"; tail "$WORK/replica$i.log" >&2; exit 1; }
-    REPLICA_ADDRS+=("${line#listening on http://}")
+    start_gateway "$config" "$WORK/replica$i.log" --workers 1
+    REPLICA_PIDS+=("$GW_PID")
+    REPLICA_ADDRS+=("$GW_ADDR")
   done
 }
 stop_replicas() {
   local p
-  for p in "${REPLICA_PIDS[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+  for p in "${REPLICA_PIDS[@]}"; do stop_pid "$p"; done
 }
 
 LB_PID=""
@@ -166,7 +118,7 @@ EOF
   log "the load balancer did not start"
   exit 1
 }
-stop_lb() { kill "$LB_PID" 2>/dev/null || true; wait "$LB_PID" 2>/dev/null || true; }
+stop_lb() { stop_pid "$LB_PID"; }
 
 results=()
 for rep in $(seq "$REPS"); do
@@ -174,19 +126,8 @@ for rep in $(seq "$REPS"); do
     start_replicas "$(variant_config "$name")"
     start_lb
     # Warm up, and prove the route answers 200 through all three replicas.
-    for _ in 1 2 3; do
-      code=$(curl -s -o /dev/null -w '%{http_code}' -X POST "http://127.0.0.1:$LB_PORT/mcp" \
-        -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' \
-        -H 'accept: application/json, text/event-stream' \
-        -d '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"tool_007","arguments":{}}}')
-      [[ $code == 200 ]] || { log "$name: warm-up request got $code"; exit 1; }
-    done
-    out=$(wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" --timeout 5s --latency -s "$BENCH/wrk.lua" \
-      "http://127.0.0.1:$LB_PORT/mcp" 2>&1)
-    json=$(grep '^WRKJSON ' <<<"$out" | sed 's/^WRKJSON //')
-    [[ -n $json ]] || { log "$name: wrk printed no summary: $out"; exit 1; }
-    bad=$(python3 -c 'import json,sys; d=json.loads(sys.argv[1]); print(sum(d[k] for k in d if k.startswith("err_")))' "$json")
-    [[ $bad == 0 ]] || { log "$name: wrk reported $bad errors (non-2xx or socket): $json"; exit 1; }
+    for _ in 1 2 3; do warm "http://127.0.0.1:$LB_PORT/mcp"; done
+    json=$(wrk_json "http://127.0.0.1:$LB_PORT/mcp" "$CONNECTIONS" "$DURATION")
     log "rep $rep $name: $(python3 -c 'import json,sys; d=json.loads(sys.argv[1]); print("%.0f req/s, p50 %d us" % (d["rps"], d["p50_us"]))' "$json")"
     results+=("{\"rep\":$rep,\"config\":\"$name\",\"wrk\":$json}")
     stop_lb

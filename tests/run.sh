@@ -35,3 +35,4 @@ cargo test --locked --all-targets
 echo "==> benchmark harness smoke run (keeps bench/ from rotting; numbers are not asserted)"
 bash bench/run.sh --smoke
 bash bench/replicas.sh --smoke
+bash bench/tracing.sh --smoke
