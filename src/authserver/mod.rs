@@ -129,6 +129,7 @@ impl AuthorizationServer {
         let (store, keys, cookies, sealer) = match previous {
             Some(p)
                 if p.config.store == settings.store
+                    && p.config.store_ca_file == settings.store_ca_file
                     && p.config.cookie_key == settings.cookie_key =>
             {
                 (
@@ -143,8 +144,9 @@ impl AuthorizationServer {
                     StoreSetting::Memory => Store::Memory(MemoryStore::default()),
                     StoreSetting::Redis(url) => {
                         let url = String::from_utf8_lossy(&url.0).into_owned();
-                        let redis = store::RedisStore::open(&url)
-                            .map_err(|e| StartError::Store(format!("redis: {e}")))?;
+                        let redis =
+                            store::RedisStore::open(&url, settings.store_ca_file.as_deref())
+                                .map_err(|e| StartError::Store(format!("redis: {e}")))?;
                         Store::Redis(redis)
                     }
                     StoreSetting::Sqlite(path) => {

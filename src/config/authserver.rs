@@ -19,6 +19,8 @@ pub struct AuthServer {
     pub issuer: String,
     /// Where codes, clients and refresh tokens are kept.
     pub store: StoreSetting,
+    /// CA (PEM) for a `rediss://` store with a private CA.
+    pub store_ca_file: Option<std::path::PathBuf>,
     /// The identity provider people sign in with.
     pub upstream: UpstreamIdp,
     /// Who may sign in (nobody when no rule matches).
@@ -392,9 +394,18 @@ pub(super) fn validate(
         );
     }
 
+    let store_ca_file = super::limits::ca_file(
+        raw.store_ca_file.as_deref(),
+        raw.store.as_deref().unwrap_or_default(),
+        base_dir,
+        &format!("{p}.store_ca_file"),
+        report,
+    );
+
     Some(AuthServer {
         issuer: issuer?.as_str().trim_end_matches('/').to_owned(),
         store,
+        store_ca_file,
         upstream: UpstreamIdp {
             kind: kind?,
             issuer: idp_issuer,

@@ -55,6 +55,8 @@ pub(super) struct RawSharedState {
     pub on_redis_error: Option<String>,
     /// Lease of a stream slot (default 30s).
     pub stream_lease: Option<String>,
+    /// CA file for a `rediss://` server with a private CA.
+    pub ca_file: Option<String>,
 }
 
 /// `authorization_server:`
@@ -63,8 +65,10 @@ pub(super) struct RawSharedState {
 pub(super) struct RawAuthServer {
     /// The public URL: `iss` everywhere.
     pub issuer: String,
-    /// `sqlite:<path>` or `memory`.
+    /// `sqlite:<path>`, `redis://…`, `rediss://…` or `memory`.
     pub store: Option<String>,
+    /// CA file for a `rediss://` store with a private CA.
+    pub store_ca_file: Option<String>,
     /// The identity provider people sign in with.
     pub upstream: RawUpstreamIdp,
     /// Who may sign in.

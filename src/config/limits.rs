@@ -51,6 +51,7 @@ pub(super) fn rate_limits(raw: &RawRateLimits, report: &mut Report) -> RateLimit
 /// `shared_state:`
 pub(super) fn shared_state(
     raw: Option<&super::file::RawSharedState>,
+    base_dir: &std::path::Path,
     report: &mut Report,
 ) -> Option<super::SharedLimits> {
     let raw = raw?;
@@ -84,11 +85,37 @@ pub(super) fn shared_state(
             "at least 300ms (it is renewed every third of it)",
         );
     }
+    let ca_file = ca_file(
+        raw.ca_file.as_deref(),
+        &raw.redis,
+        base_dir,
+        "shared_state.ca_file",
+        report,
+    );
     Some(super::SharedLimits {
         redis: super::Secret(raw.redis.as_bytes().to_vec()),
         on_error,
         stream_lease,
+        ca_file,
     })
+}
+
+/// A Redis CA file (`shared_state.ca_file`, `authorization_server.store_ca_file`):
+/// relative to the config's directory, readable now, and only with `rediss://`.
+pub(super) fn ca_file(
+    raw: Option<&str>,
+    url: &str,
+    base_dir: &std::path::Path,
+    path: &str,
+    report: &mut Report,
+) -> Option<std::path::PathBuf> {
+    let file = base_dir.join(raw?);
+    if !url.starts_with("rediss://") {
+        report.error(path, "only with a rediss:// (TLS) URL");
+    } else if let Err(e) = std::fs::metadata(&file) {
+        report.error(path, format!("{}: {e}", file.display()));
+    }
+    Some(file)
 }
 
 /// Parses `N/s`, `N/m`, `N/h`, each optionally followed by `burst B`.

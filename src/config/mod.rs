@@ -106,6 +106,9 @@ pub struct SharedLimits {
     pub on_error: OnRedisError,
     /// How long a stream slot outlives a replica that stopped renewing it.
     pub stream_lease: Duration,
+    /// CA (PEM) that a `rediss://` server's certificate is checked against,
+    /// instead of the public roots.
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 /// `shared_state.on_redis_error:`

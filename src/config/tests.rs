@@ -211,6 +211,34 @@ fn the_built_in_server_is_an_issuer_and_every_route_s_default() {
 }
 
 #[test]
+fn redis_ca_files_need_tls_urls_and_must_exist() {
+    let with = |store: &str, ca: &str| {
+        WITH_AS.replace(
+            "  store: memory\n",
+            &format!(
+                "  store: {store}\n  store_ca_file: {ca}\n  cookie_key: 0123456789abcdef0123456789abcdef\n"
+            ),
+        )
+    };
+    let paths = |yaml: &str| match load(yaml) {
+        Err(ConfigError::Invalid(problems)) => {
+            problems.iter().map(|p| p.path.clone()).collect::<Vec<_>>()
+        }
+        other => panic!("expected invalid, got {other:?}"),
+    };
+    let key = "authorization_server.store_ca_file".to_owned();
+    assert!(
+        paths(&with("redis://r:6379", "/etc/hostname")).contains(&key),
+        "not TLS"
+    );
+    assert!(paths(&with("rediss://r:6379", "/nonexistent/ca.pem")).contains(&key));
+    assert!(load(&with("rediss://r:6379", "/etc/hostname")).is_ok());
+    let limits =
+        format!("{WITH_AS}shared_state:\n  redis: redis://r:6379\n  ca_file: /etc/hostname\n");
+    assert!(paths(&limits).contains(&"shared_state.ca_file".to_owned()));
+}
+
+#[test]
 fn a_redis_store_needs_a_cookie_key_that_replicas_share() {
     let redis = WITH_AS.replace("  store: memory\n", "  store: redis://redis:6379\n");
     let Err(ConfigError::Invalid(problems)) = load(&redis) else {

@@ -207,7 +207,8 @@ pub(super) fn validate(
         }
     });
     let mut rate_limits = super::limits::rate_limits(&raw.rate_limits, &mut report);
-    rate_limits.shared = super::limits::shared_state(raw.shared_state.as_ref(), &mut report);
+    rate_limits.shared =
+        super::limits::shared_state(raw.shared_state.as_ref(), base_dir, &mut report);
     let tracing = super::telemetry::tracing(raw.telemetry.as_ref(), &mut report);
     let token_cache = TokenCache {
         ttl: report.duration(

@@ -27,6 +27,7 @@ use crate::config::{OnRedisError, Rate, RateLimitConfig, SharedLimits};
 
 mod shared;
 
+pub use shared::connect as redis_connect;
 use shared::{Lease, Shared, Verdict};
 
 /// Why a request is not admitted.

@@ -70,6 +70,37 @@ redis.call('ZADD', KEYS[1], 'XX', now + tonumber(ARGV[2]), ARGV[1])
 redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]) * 2)
 return 1";
 
+/// A connection to Redis (or Valkey) for `url` (`redis://` or `rediss://`),
+/// made on first use and remade by itself after a failure; one multiplexed
+/// connection serves every request of the process. With `ca_file`, a
+/// `rediss://` server is verified against that CA (PEM) instead of the
+/// public roots. Used by the shared limits and the authorization server's
+/// store.
+pub fn connect(
+    url: &str,
+    ca_file: Option<&std::path::Path>,
+    deadline: Duration,
+) -> Result<ConnectionManager, String> {
+    let client = match ca_file {
+        None => redis::Client::open(url),
+        Some(path) => {
+            let pem = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let certs = redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(pem),
+            };
+            redis::Client::build_with_tls(url, certs)
+        }
+    }
+    .map_err(|e| e.to_string())?;
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(deadline))
+        .set_response_timeout(Some(deadline))
+        .set_number_of_retries(1)
+        .set_max_delay(Duration::from_secs(2));
+    ConnectionManager::new_lazy_with_config(client, config).map_err(|e| e.to_string())
+}
+
 /// A stream slot held in Redis: renewed while alive, given back on drop.
 pub(super) struct Lease {
     renew: tokio::task::JoinHandle<()>,
@@ -124,15 +155,8 @@ pub(super) struct Shared {
 impl Shared {
     /// A lazily connected limiter store for `settings`.
     pub(super) fn open(settings: &SharedLimits) -> Result<Self, String> {
-        let url = String::from_utf8_lossy(&settings.redis.0).into_owned();
-        let client = redis::Client::open(url).map_err(|e| e.to_string())?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(DEADLINE))
-            .set_response_timeout(Some(DEADLINE))
-            .set_number_of_retries(1)
-            .set_max_delay(Duration::from_secs(2));
-        let conn =
-            ConnectionManager::new_lazy_with_config(client, config).map_err(|e| e.to_string())?;
+        let url = String::from_utf8_lossy(&settings.redis.0);
+        let conn = connect(&url, settings.ca_file.as_deref(), DEADLINE)?;
         Ok(Self {
             conn,
             script: redis::Script::new(GCRA),

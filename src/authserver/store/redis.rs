@@ -11,7 +11,7 @@
 use std::time::Duration;
 
 use redis::AsyncCommands;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::ConnectionManager;
 
 use super::{Space, StoreError};
 
@@ -49,14 +49,8 @@ fn ttl_ms(ttl: Duration) -> u64 {
 impl RedisStore {
     /// A store for `url`; connects on first use (so a gateway starts while
     /// Redis is down, and answers 503 until it is up).
-    pub(crate) fn open(url: &str) -> Result<Self, StoreError> {
-        let client = redis::Client::open(url).map_err(unavailable)?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(DEADLINE))
-            .set_response_timeout(Some(DEADLINE))
-            .set_number_of_retries(1)
-            .set_max_delay(Duration::from_secs(2));
-        let conn = ConnectionManager::new_lazy_with_config(client, config).map_err(unavailable)?;
+    pub(crate) fn open(url: &str, ca_file: Option<&std::path::Path>) -> Result<Self, StoreError> {
+        let conn = crate::throttle::redis_connect(url, ca_file, DEADLINE).map_err(unavailable)?;
         Ok(Self {
             conn,
             cas: redis::Script::new(COMPARE_AND_SET),

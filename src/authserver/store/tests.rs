@@ -71,7 +71,10 @@ impl Drop for RedisServer {
 /// A store on a fresh Redis; the server lives as long as the guard.
 fn redis() -> (Store, RedisServer) {
     let server = RedisServer::start();
-    (Store::Redis(RedisStore::open(&server.url).unwrap()), server)
+    (
+        Store::Redis(RedisStore::open(&server.url, None).unwrap()),
+        server,
+    )
 }
 
 /// Runs each behaviour on a fresh store of every backend, as the tests
@@ -411,7 +414,7 @@ async fn the_memory_store_is_bounded_and_sweeps_what_expired() {
 async fn redis_down_is_unavailable_and_recovery_needs_no_restart() {
     let server = RedisServer::start();
     let url = server.url.clone();
-    let store = Store::Redis(RedisStore::open(&url).unwrap());
+    let store = Store::Redis(RedisStore::open(&url, None).unwrap());
     store
         .put(Space::Code, "c", b"v".to_vec(), TTL)
         .await
@@ -449,4 +452,68 @@ async fn redis_down_is_unavailable_and_recovery_needs_no_restart() {
     child.kill().ok();
     child.wait().ok();
     assert!(recovered, "the store did not reconnect");
+}
+
+/// `rediss://` to a real `redis-server` with TLS and a certificate of its
+/// own (not from a public CA): trusted with `store_ca_file`, refused (the
+/// store is unavailable, never used in the clear) without it.
+#[tokio::test]
+async fn a_tls_redis_with_a_private_ca_is_trusted_only_through_its_ca_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()]).unwrap();
+    let (cert_file, key_file) = (dir.path().join("redis.crt"), dir.path().join("redis.key"));
+    std::fs::write(&cert_file, cert.cert.pem()).unwrap();
+    std::fs::write(&key_file, cert.signing_key.serialize_pem()).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = std::process::Command::new("redis-server")
+        .args([
+            "--port",
+            "0",
+            "--tls-port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+        ])
+        .arg("--tls-cert-file")
+        .arg(&cert_file)
+        .arg("--tls-key-file")
+        .arg(&key_file)
+        .args([
+            "--tls-auth-clients",
+            "no",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("redis-server");
+    for _ in 0..200 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let url = format!("rediss://127.0.0.1:{port}");
+    let trusted = Store::Redis(RedisStore::open(&url, Some(&cert_file)).unwrap());
+    trusted
+        .put(Space::Client, "c", b"v".to_vec(), Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(
+        trusted.get(Space::Client, "c").await.unwrap(),
+        Some(b"v".to_vec())
+    );
+    let public_roots = Store::Redis(RedisStore::open(&url, None).unwrap());
+    assert!(
+        public_roots.get(Space::Client, "c").await.is_err(),
+        "a certificate outside the public roots was accepted"
+    );
+    child.kill().ok();
+    child.wait().ok();
 }
