@@ -86,6 +86,14 @@ async fn traces_continue_the_client_reach_the_upstream_and_keep_every_refusal() 
         .spawn();
     gw.wait_ready().await;
     let token = issuer.token(RESOURCE, "mcp:tools");
+    // The exporter's thread (named by the OpenTelemetry SDK; "comm" keeps 15 bytes).
+    assert!(
+        gw.thread_names()
+            .iter()
+            .any(|n| n.starts_with("OpenTelemetry")),
+        "{:?}",
+        gw.thread_names()
+    );
 
     // An allowed tools/call the client traces (sampled): its SSE answer
     // arrives, and the whole tree is exported.
@@ -257,4 +265,41 @@ async fn traces_continue_the_client_reach_the_upstream_and_keep_every_refusal() 
     );
     let names: HashSet<&str> = all.iter().filter_map(|s| s["name"].as_str()).collect();
     assert!(names.contains("authenticate") && names.contains("authorize"));
+}
+
+#[tokio::test]
+async fn tracing_off_starts_no_exporter_and_passes_trace_context_through() {
+    use crate::support::upstream::{Behavior, Upstream};
+    let upstream = Upstream::start(Behavior::Json).await;
+    let issuer = TestIssuer::new(ISS);
+    let gw = GatewayBuilder::new()
+        .issuer(&issuer)
+        .route("/mcp", &upstream.url(), RESOURCE, "")
+        // Even with the environment pointing at a collector: the block is what turns it on.
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:9")
+        .spawn();
+    gw.wait_ready().await;
+    let names = gw.thread_names();
+    assert!(
+        !names.iter().any(|n| n.starts_with("OpenTelemetry")),
+        "{names:?}"
+    );
+    let token = issuer.token(RESOURCE, "");
+    let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let reply = call(
+        &gw,
+        &token,
+        r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#,
+        Some(tp),
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    // The request id is the gateway's own, and the client's context reaches
+    // the upstream untouched.
+    assert_ne!(
+        reply.header("x-request-id"),
+        "4bf92f3577b34da6a3ce929d0e0e4736"
+    );
+    let seen = upstream.seen.lock().unwrap().last().cloned().unwrap();
+    assert_eq!(seen.headers.get("traceparent").unwrap(), tp);
 }
