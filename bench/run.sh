@@ -14,7 +14,6 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$PWD
 BENCH=$ROOT/bench
-BIN=$ROOT/target/release/mcp-auth-gateway
 
 MODE=full
 case "${1:-}" in
@@ -34,6 +33,9 @@ else
   TTFE_N=${BENCH_TTFE_N:-50} HOLD=${BENCH_HOLD:-5} WARMUP=${BENCH_WARMUP:-1}
   OUT=$BENCH/results
 fi
+# Smoke mode builds the `smoke` profile (no LTO): it checks the script, not the numbers.
+if [[ $MODE == smoke ]]; then PROFILE=smoke; else PROFILE=release; fi
+BIN=$ROOT/target/$PROFILE/mcp-auth-gateway
 START_TS=$(date +%s)
 
 log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
@@ -83,15 +85,15 @@ fi
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 command -v python3 >/dev/null || { echo "python3 is required" >&2; exit 1; }
 
-log "building the release binary (cargo build --release --quiet)"
+log "building the $PROFILE binary (cargo build --profile $PROFILE --quiet)"
 BUILD_T0=$(date +%s)
 BINARY_FRESH=true
-if ! cargo build --release --quiet; then
+if ! cargo build --profile "$PROFILE" --quiet; then
   if [[ -x $BIN ]]; then
-    fail "cargo build --release failed; benchmarking the existing (possibly stale) binary"
+    fail "cargo build --profile $PROFILE failed; benchmarking the existing (possibly stale) binary"
     BINARY_FRESH=false
   else
-    echo "cargo build --release failed and there is no binary" >&2
+    echo "cargo build --profile $PROFILE failed and there is no binary" >&2
     exit 1
   fi
 fi

@@ -15,7 +15,6 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$PWD
 BENCH=$ROOT/bench
-BIN=$ROOT/target/release/mcp-auth-gateway
 
 MODE=full DURATION=10 REPS=3 OUT=$BENCH/tracing
 case "${1:-}" in
@@ -30,8 +29,10 @@ LOG_TAG=tracing
 source "$BENCH/lib.sh"
 need_tools nginx:nginx-light wrk:wrk
 
-log "building the release binary"
-cargo build --release --quiet
+if [[ $MODE == smoke ]]; then PROFILE=smoke; else PROFILE=release; fi
+BIN=$ROOT/target/$PROFILE/mcp-auth-gateway
+log "building the $PROFILE binary"
+cargo build --profile "$PROFILE" --quiet
 
 WORK=$(mktemp -d /tmp/mcp-gw-tracing.XXXXXX)
 chmod 755 "$WORK"

@@ -98,9 +98,10 @@ pub fn init(
             .boxed(),
     };
     let (provider, otel) = traces::start(tracing, runtime)?;
-    // The gateway's own spans only, whatever RUST_LOG says for the log.
-    let spans = tracing_subscriber::filter::Targets::new()
-        .with_target("mcp_auth_gateway", tracing::Level::INFO);
+    // The gateway's own spans only, whatever RUST_LOG says for the log; log
+    // events stay in the log (as span events they would double the cost of
+    // a traced request and copy every audit field into the trace).
+    let spans = traces::GatewaySpans;
     tracing_subscriber::registry()
         .with(fmt)
         .with(otel.with_filter(spans))

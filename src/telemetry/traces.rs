@@ -102,6 +102,45 @@ where
     Ok((provider, layer))
 }
 
+/// What the OpenTelemetry layer sees: the gateway's own spans at `info` and
+/// above, never log events (those stay in the log: as span events they would
+/// copy every audit field into the trace). Decided once per callsite, so
+/// nothing else pays for the filter.
+pub struct GatewaySpans;
+
+impl GatewaySpans {
+    fn wanted(meta: &tracing::Metadata<'_>) -> bool {
+        meta.is_span()
+            && meta.target().starts_with("mcp_auth_gateway")
+            && *meta.level() <= tracing::Level::INFO
+    }
+}
+
+impl<S> tracing_subscriber::layer::Filter<S> for GatewaySpans {
+    fn enabled(
+        &self,
+        meta: &tracing::Metadata<'_>,
+        _: &tracing_subscriber::layer::Context<'_, S>,
+    ) -> bool {
+        Self::wanted(meta)
+    }
+
+    fn callsite_enabled(
+        &self,
+        meta: &'static tracing::Metadata<'static>,
+    ) -> tracing::subscriber::Interest {
+        if Self::wanted(meta) {
+            tracing::subscriber::Interest::always()
+        } else {
+            tracing::subscriber::Interest::never()
+        }
+    }
+
+    fn max_level_hint(&self) -> Option<tracing::level_filters::LevelFilter> {
+        Some(tracing::level_filters::LevelFilter::INFO)
+    }
+}
+
 /// Sends each batch with the gateway's hyper client. The batch processor
 /// calls this from its own thread, so the request runs on the control
 /// plane's runtime.
