@@ -36,21 +36,42 @@ pub(crate) async fn spans(receiver: &str) -> Vec<Value> {
     r.json().as_array().cloned().unwrap_or_default()
 }
 
-/// Waits until the receiver holds spans of `trace` named `name`.
+/// Waits until the receiver holds a span of `trace` named `name`, and a
+/// moment more for the rest of its request's spans (a request's spans can
+/// be split across exports); returns the trace's spans.
 pub(crate) async fn wait_for(receiver: &str, trace: &str, name: &str) -> Vec<Value> {
-    for _ in 0..100 {
-        let all = spans(receiver).await;
-        if all
-            .iter()
-            .any(|s| s["trace_id"] == trace && s["name"] == name)
-        {
-            return all.into_iter().filter(|s| s["trace_id"] == trace).collect();
+    let got = wait_until(receiver, trace, |all| all.iter().any(|s| s["name"] == name)).await;
+    let count = got.len();
+    // The exporter sends every 100 ms here: two more rounds.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let again = of_trace(receiver, trace).await;
+    if again.len() > count { again } else { got }
+}
+
+async fn of_trace(receiver: &str, trace: &str) -> Vec<Value> {
+    spans(receiver)
+        .await
+        .into_iter()
+        .filter(|s| s["trace_id"] == trace)
+        .collect()
+}
+
+/// Waits (up to 20 s) until the spans of `trace` satisfy `done`.
+pub(crate) async fn wait_until(
+    receiver: &str,
+    trace: &str,
+    done: impl Fn(&[Value]) -> bool,
+) -> Vec<Value> {
+    for _ in 0..200 {
+        let got = of_trace(receiver, trace).await;
+        if done(&got) {
+            return got;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     panic!(
-        "no span {name:?} of trace {trace} arrived: {:#?}",
-        spans(receiver).await
+        "the spans of trace {trace} never arrived: {:#?}",
+        of_trace(receiver, trace).await
     );
 }
 
@@ -115,23 +136,24 @@ async fn traces_continue_the_client_reach_the_upstream_and_keep_every_refusal() 
         "the trace id is the request id"
     );
 
-    let got = wait_for(&receiver.url, trace, "POST").await;
-    let got = {
-        // The upstream's server span may arrive a moment later.
-        let mut all = got;
-        for _ in 0..50 {
-            if all.iter().any(|s| s["service"] == "py-mcp-peer") {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            all = spans(&receiver.url)
-                .await
-                .into_iter()
-                .filter(|s| s["trace_id"] == trace)
-                .collect();
-        }
-        all
-    };
+    // Every span of the call, ours and the upstream's (they arrive in
+    // several exports, the upstream's HTTP span last: it ends after the
+    // answer is sent).
+    let got = wait_until(&receiver.url, trace, |all| {
+        let has = |service: &str, name: &str| {
+            all.iter()
+                .any(|s| s["service"] == service && s["name"] == name)
+        };
+        let upstream_http = all.iter().any(|s| {
+            s["service"] == "py-mcp-peer" && s["kind"] == "SERVER" && s["name"] != "tools/call echo"
+        });
+        ["POST /mcp", "authenticate", "authorize", "POST"]
+            .iter()
+            .all(|n| has("mcp-auth-gateway", n))
+            && has("py-mcp-peer", "tools/call echo")
+            && upstream_http
+    })
+    .await;
     let server_span = one(&got, "mcp-auth-gateway", "POST /mcp");
     assert_eq!(server_span["kind"], "SERVER");
     assert_eq!(

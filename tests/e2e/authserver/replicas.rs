@@ -472,7 +472,7 @@ async fn rate_limits_hold_across_replicas_and_redis_errors_follow_on_redis_error
     );
     // An idle replica notices too: its probe PINGs every few seconds.
     let mut noticed = false;
-    for _ in 0..80 {
+    for _ in 0..150 {
         if up(&c)
             .await
             .contains(r#"mcp_gateway_redis_up{role="limits"} 1"#)
