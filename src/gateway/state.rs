@@ -117,6 +117,9 @@ impl Gateway {
         if config.listen != old.config.listen || config.tls.is_some() != old.config.tls.is_some() {
             tracing::warn!("`listen` and `tls` are read at start only; restart to change them");
         }
+        if config.tracing != old.config.tracing {
+            tracing::warn!("`telemetry.tracing` is read at start only; restart to change it");
+        }
         self.snapshot.store(Arc::new(next));
     }
 

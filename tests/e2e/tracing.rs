@@ -324,4 +324,17 @@ async fn tracing_off_starts_no_exporter_and_passes_trace_context_through() {
     );
     let seen = upstream.seen.lock().unwrap().last().cloned().unwrap();
     assert_eq!(seen.headers.get("traceparent").unwrap(), tp);
+
+    // Turning tracing on needs a restart, and a reload says so.
+    let mut yaml = std::fs::read_to_string(&gw.config_path).unwrap();
+    yaml.push_str("telemetry:\n  tracing: {endpoint: 'http://127.0.0.1:9'}\n");
+    std::fs::write(&gw.config_path, yaml).unwrap();
+    gw.signal("HUP");
+    gw.wait_for_log("`telemetry.tracing` is read at start only")
+        .await;
+    assert!(
+        !gw.thread_names()
+            .iter()
+            .any(|n| n.starts_with("OpenTelemetry"))
+    );
 }
