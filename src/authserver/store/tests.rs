@@ -29,35 +29,41 @@ pub(super) struct RedisServer {
 
 impl RedisServer {
     pub(super) fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = std::process::Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-            ])
-            .args(["--appendonly", "no", "--protected-mode", "yes"])
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .expect("redis-server (Debian package redis-server; tests/peers/setup.sh installs it)");
-        for _ in 0..200 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        let port = free_port();
         Self {
-            child,
+            child: spawn_redis(
+                &["--port", &port.to_string(), "--protected-mode", "yes"],
+                port,
+            ),
             url: format!("redis://127.0.0.1:{port}"),
         }
     }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A `redis-server` on loopback without persistence, with `args`, once it
+/// accepts connections on `port`.
+fn spawn_redis(args: &[&str], port: u16) -> std::process::Child {
+    let child = std::process::Command::new("redis-server")
+        .args(args)
+        .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("redis-server (Debian package redis-server; tests/peers/setup.sh installs it)");
+    for _ in 0..200 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child
 }
 
 impl Drop for RedisServer {
@@ -464,41 +470,23 @@ async fn a_tls_redis_with_a_private_ca_is_trusted_only_through_its_ca_file() {
     let (cert_file, key_file) = (dir.path().join("redis.crt"), dir.path().join("redis.key"));
     std::fs::write(&cert_file, cert.cert.pem()).unwrap();
     std::fs::write(&key_file, cert.signing_key.serialize_pem()).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut child = std::process::Command::new("redis-server")
-        .args([
+    let port = free_port();
+    let (cert_arg, key_arg) = (cert_file.to_string_lossy(), key_file.to_string_lossy());
+    let mut child = spawn_redis(
+        &[
             "--port",
             "0",
             "--tls-port",
             &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-        ])
-        .arg("--tls-cert-file")
-        .arg(&cert_file)
-        .arg("--tls-key-file")
-        .arg(&key_file)
-        .args([
+            "--tls-cert-file",
+            &cert_arg,
+            "--tls-key-file",
+            &key_arg,
             "--tls-auth-clients",
             "no",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ])
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("redis-server");
-    for _ in 0..200 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
+        ],
+        port,
+    );
     let url = format!("rediss://127.0.0.1:{port}");
     let trusted = Store::Redis(RedisStore::open(&url, Some(&cert_file)).unwrap());
     trusted
