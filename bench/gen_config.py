@@ -8,9 +8,11 @@ The fixtures, shared by every configuration:
 - two nginx processes: the upstream (a static JSON-RPC responder:
   `POST /mcp` -> a fixed tools/call result, `POST /list` -> a tools/list
   result of 60 tools), and a plain reverse proxy to it with upstream
-  keepalive (no auth). Separate processes, as the gateway and its upstream
-  are (until 2026-12-04 they were two server blocks of one nginx, so one
-  worker could hold both ends of a proxied request);
+  keepalive (no auth), which also proxies `/sse` to bench/sse_upstream.py
+  (unbuffered, for the idle-stream memory comparison). Separate processes, as
+  the gateway and its upstream are (until 2026-12-04 they were two server
+  blocks of one nginx, so one worker could hold both ends of a proxied
+  request);
 - a gateway config with one issuer (jwks_file), and three routes that carry
   the same 50-rule tool policy: /mcp and /list (to the nginx upstream) and
   /sse (to bench/sse_upstream.py).
@@ -72,7 +74,7 @@ def compact(obj) -> str:
     return json.dumps(obj, separators=(",", ":"))
 
 
-def nginx_conf(d: str, up: int, proxy: int, nofile: int) -> dict:
+def nginx_conf(d: str, up: int, proxy: int, sse: int, nofile: int) -> dict:
     call = compact({
         "jsonrpc": "2.0",
         "id": 1,
@@ -112,6 +114,23 @@ def nginx_conf(d: str, up: int, proxy: int, nofile: int) -> dict:
             proxy_http_version 1.1;
             proxy_set_header Connection "";
         }}
+        # The idle SSE streams of run.sh, as the gateway's route /sse: HTTP/1.1
+        # without "Connection: close" so the chunked stream passes through, no
+        # response buffering so each event goes out as it arrives, and a read
+        # timeout above any hold (the default 60 s would cut an idle stream).
+        # No upstream keepalive: each open stream holds its own connection. The
+        # access log stays on (one line per stream, written when it closes).
+        # The token is not forwarded, as the gateway does not forward it: the
+        # upstream request is the same size both ways (forwarding it cost
+        # nginx about 4 kB more per stream).
+        location = /sse {{
+            proxy_pass http://127.0.0.1:{sse}/sse;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Authorization "";
+            proxy_buffering off;
+            proxy_read_timeout 1h;
+        }}
     }}"""
     return {"upstream": process(d, "upstream", nofile, upstream),
             "proxy": process(d, "proxy", nofile, proxy)}
@@ -126,6 +145,9 @@ worker_processes auto;
 worker_rlimit_nofile {nofile};
 pid {d}/nginx/{name}.pid;
 error_log {d}/nginx/error.log warn;
+# A proxied SSE stream is two connections (client and upstream) in one worker:
+# 16384 connections (and worker_rlimit_nofile: run.sh passes its ulimit -n)
+# per worker cover 10k streams split over 2+ workers (reuseport), not 1 worker.
 events {{ worker_connections 16384; }}
 http {{
     client_body_temp_path {t}/body;
@@ -190,7 +212,7 @@ def main() -> None:
     for name in ("upstream", "proxy"):
         for sub in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
             os.makedirs(os.path.join(a.dir, "nginx/tmp", name, sub), exist_ok=True)
-    for name, conf in nginx_conf(a.dir, a.upstream_port, a.proxy_port, a.nofile).items():
+    for name, conf in nginx_conf(a.dir, a.upstream_port, a.proxy_port, a.sse_port, a.nofile).items():
         with open(os.path.join(a.dir, f"nginx/{name}.conf"), "w") as f:
             f.write(conf)
     # The gateway watches its config's directory for hot reload, so the config

@@ -131,6 +131,17 @@ def get(configs, config, conns, field):
     return configs.get(config, {}).get(conns, {}).get(field)
 
 
+def rss_at_10k(held, before_kb, held_kb):
+    """(MB at 10k streams, extrapolated?, kB per stream) from one hold's RSS before and while held."""
+    per_stream_kb = (held_kb - before_kb) / held if held else None
+    if held >= 10000:
+        return held_kb / 1024, False, per_stream_kb
+    if per_stream_kb is not None:
+        # Fewer streams than 10k (descriptor limit or smoke mode): scale linearly.
+        return (before_kb + per_stream_kb * 10000) / 1024, True, per_stream_kb
+    return None, None, per_stream_kb
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--work", required=True)
@@ -166,14 +177,16 @@ def main() -> None:
     held = (meta.get("sse_held_json") or {}).get("held", 0)
     still = (meta.get("sse_end_json") or {}).get("still_open", 0)
     before_kb, held_kb = meta.get("sse_gateway_rss_before_kb", 0), meta.get("sse_gateway_rss_held_kb", 0)
-    per_stream_kb = (held_kb - before_kb) / held if held else None
-    if held >= 10000:
-        rss10k, extrapolated = held_kb / 1024, False
-    elif per_stream_kb is not None:
-        # Fewer streams than 10k (descriptor limit or smoke mode): scale linearly.
-        rss10k, extrapolated = (before_kb + per_stream_kb * 10000) / 1024, True
+    rss10k, extrapolated, per_stream_kb = rss_at_10k(held, before_kb, held_kb)
+    # The same streams through the nginx proxy (master + workers), computed the same way.
+    ng_held = (meta.get("sse_nginx_held_json") or {}).get("held", 0)
+    ng_still = (meta.get("sse_nginx_end_json") or {}).get("still_open", 0)
+    ng_before_kb, ng_held_kb = meta.get("sse_nginx_rss_before_kb"), meta.get("sse_nginx_rss_held_kb")
+    if ng_before_kb and ng_held_kb:
+        ng_rss10k, ng_extrapolated, ng_per_stream_kb = rss_at_10k(ng_held, ng_before_kb, ng_held_kb)
     else:
-        rss10k, extrapolated = None, None
+        ng_rss10k, ng_extrapolated, ng_per_stream_kb = None, None, None
+    rss_ratio = rss10k / ng_rss10k if rss10k and ng_rss10k else None
 
     t_direct, t_gw = med(ttfe["direct"]), med(ttfe["gateway"])
     ttfe_delta = t_gw - t_direct if t_direct is not None and t_gw is not None else None
@@ -195,6 +208,16 @@ def main() -> None:
         "sse_gateway_rss_held_mb": rnd(held_kb / 1024, 1),
         "sse_gateway_rss_per_stream_kb": rnd(per_stream_kb, 2),
         "sse_gateway_fds_held": meta.get("sse_gateway_fds_held"),
+        "sse_idle_10k_rss_mb_nginx": rnd(ng_rss10k, 1),
+        "sse_idle_10k_rss_ratio_vs_nginx": rnd(rss_ratio, 2),
+        "sse_idle_10k_rss_extrapolated_nginx": ng_extrapolated,
+        "sse_nginx_streams_held": ng_held,
+        "sse_nginx_streams_still_open_after_hold": ng_still,
+        "sse_nginx_rss_before_mb": rnd(ng_before_kb / 1024, 1) if ng_before_kb else None,
+        "sse_nginx_rss_held_mb": rnd(ng_held_kb / 1024, 1) if ng_held_kb else None,
+        "sse_nginx_rss_per_stream_kb": rnd(ng_per_stream_kb, 2),
+        "sse_nginx_fds_held": meta.get("sse_nginx_fds_held"),
+        "sse_nginx_workers": meta.get("sse_nginx_workers"),
         "added_p50_us_c1_vs_nginx": gw_p50 - nginx_p50 if gw_p50 is not None and nginx_p50 is not None else None,
         "added_p99_us_c1": (get(configs, "gateway", "c1", "p99_us") - get(configs, "direct", "c1", "p99_us"))
         if get(configs, "gateway", "c1", "p99_us") is not None and get(configs, "direct", "c1", "p99_us") is not None else None,
@@ -283,6 +306,12 @@ def markdown(r: dict) -> str:
             note = f' (per rep: {", ".join(map(str, r["throughput_ratio_vs_nginx_c64_per_rep"]))})'
         L.append(f'| {names[k]} | {fmt(v, "{}")}{note} | {t["target"]} | '
                  f'{ {True: "yes", False: "**no**", None: "–"}[t["met"]] } |')
+        if k == "sse_idle_10k_rss_mb":
+            ng_note = f' (extrapolated from {r["sse_nginx_streams_held"]:,} streams)' \
+                if r["sse_idle_10k_rss_extrapolated_nginx"] else ""
+            L.append(f'| nginx with the same streams (MB; master + workers) | '
+                     f'{fmt(r["sse_idle_10k_rss_mb_nginx"], "{}")}{ng_note}, '
+                     f'gateway ÷ nginx = {fmt(r["sse_idle_10k_rss_ratio_vs_nginx"], "{}×")} | – | – |')
     L += [
         "",
         "## Load (wrk, fixed POST; c=1 is `-t1 -c1`, c=64 is `-t2 -c64`)",
@@ -324,6 +353,10 @@ def markdown(r: dict) -> str:
         f'| gateway RSS before / with those streams | {fmt(r["sse_gateway_rss_before_mb"], "{}")} / '
         f'{fmt(r["sse_gateway_rss_held_mb"], "{}")} MB ({fmt(r["sse_gateway_rss_per_stream_kb"], "{}")} kB per stream, '
         f'{fmt(r["sse_gateway_fds_held"])} descriptors) |',
+        f'| nginx RSS before / with those streams (master + {fmt(r["sse_nginx_workers"])} workers) | '
+        f'{fmt(r["sse_nginx_rss_before_mb"], "{}")} / {fmt(r["sse_nginx_rss_held_mb"], "{}")} MB '
+        f'({fmt(r["sse_nginx_rss_per_stream_kb"], "{}")} kB per stream, {fmt(r["sse_nginx_fds_held"])} descriptors; '
+        f'{fmt(r["sse_nginx_streams_held"])} held, {fmt(r["sse_nginx_streams_still_open_after_hold"])} still open) |',
         f'| time to first SSE event, direct / gateway (median of {r["ttfe_samples_per_target"]}) | '
         f'{fmt(r["ttfe_direct_ms"], "{}")} / {fmt(r["ttfe_gateway_ms"], "{}")} ms |',
         "",

@@ -354,43 +354,104 @@ for l in open(sys.argv[1]):
     j=json.loads(l); r.setdefault(j["target"],[]).extend(j["result"]["samples_ms"])
 print(" ".join("%s median=%.3fms" % (k, statistics.median(v)) for k,v in r.items() if v))' "$TTFE")"
 
-# Each held stream costs the gateway two descriptors; stay under the limit and say so.
+# Each held stream costs the gateway (and later an nginx worker) two descriptors;
+# stay under the limit and say so.
 SSE_ATTEMPT=$SSE_N
 max_streams=$(((NOFILE - 200) / 2))
 if ((SSE_ATTEMPT > max_streams)); then
   log "ulimit -n is $NOFILE: opening $max_streams streams instead of $SSE_N (2 descriptors each in the gateway)"
   SSE_ATTEMPT=$max_streams
 fi
-log "opening $SSE_ATTEMPT idle SSE streams through the gateway"
-python3 "$BENCH/sse_client.py" hold --url "http://$GW_ADDR/sse" --token "$TOKEN" --n "$SSE_ATTEMPT" \
-  --hold "$HOLD" --timeout 20 --max-seconds 600 >"$WORK/hold.out" 2>"$WORK/hold.err" &
-HOLD_PID=$!
-pids+=("$HOLD_PID")
-SSE_RSS_KB=0 SSE_FDS=0 SSE_UP_FDS=0
-for _ in $(seq 6000); do # up to 600 s
-  grep -q '"phase": "held"' "$WORK/hold.out" 2>/dev/null && break
-  kill -0 "$HOLD_PID" 2>/dev/null || break
-  sleep 0.1
-done
-if grep -q '"phase": "held"' "$WORK/hold.out"; then
-  sleep 1 # let the gateway settle with every stream open
+# Opens $SSE_ATTEMPT idle streams at $1 with sse_client.py hold (output in $2.out
+# and $2.err); once every attempt has ended, waits 1 s for the proxy to settle
+# and runs $3 to read its memory and descriptors, then waits for the client's
+# end report. Sets HOLD_HELD and HOLD_END (empty when the client did not report).
+sse_hold() {
+  local url=$1 out=$2 measure=$3 hpid
+  python3 "$BENCH/sse_client.py" hold --url "$url" --token "$TOKEN" --n "$SSE_ATTEMPT" \
+    --hold "$HOLD" --timeout 20 --max-seconds 600 >"$out.out" 2>"$out.err" &
+  hpid=$!
+  pids+=("$hpid")
+  for _ in $(seq 6000); do # up to 600 s
+    grep -q '"phase": "held"' "$out.out" 2>/dev/null && break
+    kill -0 "$hpid" 2>/dev/null || break
+    sleep 0.1
+  done
+  if grep -q '"phase": "held"' "$out.out"; then
+    sleep 1 # let the proxy settle with every stream open
+    "$measure"
+  fi
+  wait "$hpid" || true
+  forget_pid "$hpid"
+  HOLD_HELD=$(grep '"phase": "held"' "$out.out" || true)
+  HOLD_END=$(grep '"phase": "end"' "$out.out" || true)
+}
+check_hold() { # what was held ("" or " through nginx"), the client's output prefix
+  if [[ -z $HOLD_HELD || -z $HOLD_END ]]; then
+    fail "SSE hold client$1 did not report: $(tail -c 300 "$2.out" "$2.err" | tr '\n' ' ')"
+  elif ! python3 -c 'import json,sys
+h,e,n=json.loads(sys.argv[1]),json.loads(sys.argv[2]),int(sys.argv[3])
+sys.exit(0 if h["held"]==n and e["still_open"]==n else 1)' "$HOLD_HELD" "$HOLD_END" "$SSE_ATTEMPT"; then
+    fail "not every SSE stream was held$1: $HOLD_HELD $HOLD_END"
+  fi
+}
+
+measure_gateway() {
   SSE_RSS_KB=$(rss_kb "$GW_PID")
   SSE_FDS=$(ls "/proc/$GW_PID/fd" | wc -l)
   SSE_UP_FDS=$(ls "/proc/$SSE_UP_PID/fd" | wc -l)
-fi
-wait "$HOLD_PID" || true
-forget_pid "$HOLD_PID"
-HOLD_HELD=$(grep '"phase": "held"' "$WORK/hold.out" || true)
-HOLD_END=$(grep '"phase": "end"' "$WORK/hold.out" || true)
+}
+log "opening $SSE_ATTEMPT idle SSE streams through the gateway"
+SSE_RSS_KB=0 SSE_FDS=0 SSE_UP_FDS=0
+sse_hold "http://$GW_ADDR/sse" "$WORK/hold" measure_gateway
+SSE_GW_HELD=$HOLD_HELD SSE_GW_END=$HOLD_END
 log "sse hold: ${HOLD_HELD:-no report} ${HOLD_END:-} gateway_rss=${SSE_RSS_KB}kB gateway_fds=$SSE_FDS"
-if [[ -z $HOLD_HELD || -z $HOLD_END ]]; then
-  fail "SSE hold client did not report: $(tail -c 300 "$WORK/hold.out" "$WORK/hold.err" | tr '\n' ' ')"
-elif ! python3 -c 'import json,sys
-h,e,n=json.loads(sys.argv[1]),json.loads(sys.argv[2]),int(sys.argv[3])
-sys.exit(0 if h["held"]==n and e["still_open"]==n else 1)' "$HOLD_HELD" "$HOLD_END" "$SSE_ATTEMPT"; then
-  fail "not every SSE stream was held: $HOLD_HELD $HOLD_END"
-fi
+check_hold "" "$WORK/hold"
 stop_pid "$GW_PID"
+
+# --- the same idle streams through the nginx proxy (location = /sse) -------------
+# Restarted first, as the gateway was: its workers then carry no heap from the
+# load runs. Its figure is the master and every worker (VmRSS summed).
+stop_pid "${NGINX_PIDS[1]}"
+"$NGINX" -p "$WORK/nginx" -e "$WORK/nginx/error.log" -c "$WORK/nginx/proxy.conf" &
+NGINX_PIDS[1]=$!
+pids+=("$!")
+proxy_tree() { echo "${NGINX_PIDS[1]}"; pgrep -P "${NGINX_PIDS[1]}" || true; }
+nginx_rss_kb() { # VmRSS of the proxy nginx's master and workers, summed
+  local p t=0
+  for p in $(proxy_tree); do t=$((t + $(rss_kb "$p"))); done
+  echo "$t"
+}
+measure_nginx() {
+  local p n
+  SSE_NGINX_RSS_KB=$(nginx_rss_kb)
+  SSE_NGINX_FDS=0 SSE_NGINX_SPLIT=""
+  for p in $(proxy_tree); do
+    n=$(ls "/proc/$p/fd" 2>/dev/null | wc -l)
+    SSE_NGINX_FDS=$((SSE_NGINX_FDS + n))
+    SSE_NGINX_SPLIT+="${SSE_NGINX_SPLIT:+,}$n"
+  done
+}
+SSE_NGINX_RSS_BEFORE_KB=0 SSE_NGINX_RSS_KB=0 SSE_NGINX_FDS=0 SSE_NGINX_SPLIT="" SSE_NGINX_WORKERS=0
+SSE_NGINX_HELD="" SSE_NGINX_END=""
+nginx_up=false
+for _ in $(seq 50); do
+  [[ $(curl -s -o /dev/null -w '%{http_code}' -X POST -d '{}' "http://127.0.0.1:$PROXY_PORT/mcp" || true) == 200 ]] &&
+    { nginx_up=true; break; }
+  sleep 0.1
+done
+if $nginx_up; then
+  sleep 1 # every worker started
+  SSE_NGINX_WORKERS=$(($(proxy_tree | wc -l) - 1))
+  SSE_NGINX_RSS_BEFORE_KB=$(nginx_rss_kb)
+  log "opening $SSE_ATTEMPT idle SSE streams through nginx ($SSE_NGINX_WORKERS workers)"
+  sse_hold "http://127.0.0.1:$PROXY_PORT/sse" "$WORK/hold_nginx" measure_nginx
+  SSE_NGINX_HELD=$HOLD_HELD SSE_NGINX_END=$HOLD_END
+  log "sse hold through nginx: ${HOLD_HELD:-no report} ${HOLD_END:-} nginx_rss=${SSE_NGINX_RSS_BEFORE_KB}->${SSE_NGINX_RSS_KB}kB nginx_fds=$SSE_NGINX_FDS (master,workers: $SSE_NGINX_SPLIT)"
+  check_hold " through nginx" "$WORK/hold_nginx"
+else
+  fail "the nginx proxy did not come back after its restart for the SSE streams"
+fi
 
 # --- report ------------------------------------------------------------------
 END_TS=$(date +%s)
@@ -427,12 +488,18 @@ END_TS=$(date +%s)
   echo "sse_requested=$SSE_N"
   echo "sse_attempted=$SSE_ATTEMPT"
   echo "sse_hold_s=$HOLD"
-  echo "sse_held_json=${HOLD_HELD:-null}"
-  echo "sse_end_json=${HOLD_END:-null}"
+  echo "sse_held_json=${SSE_GW_HELD:-null}"
+  echo "sse_end_json=${SSE_GW_END:-null}"
   echo "sse_gateway_rss_before_kb=$SSE_GW_RSS_IDLE_KB"
   echo "sse_gateway_rss_held_kb=$SSE_RSS_KB"
   echo "sse_gateway_fds_held=$SSE_FDS"
   echo "sse_upstream_fds_held=$SSE_UP_FDS"
+  echo "sse_nginx_workers=$SSE_NGINX_WORKERS"
+  echo "sse_nginx_held_json=${SSE_NGINX_HELD:-null}"
+  echo "sse_nginx_end_json=${SSE_NGINX_END:-null}"
+  echo "sse_nginx_rss_before_kb=$SSE_NGINX_RSS_BEFORE_KB"
+  echo "sse_nginx_rss_held_kb=$SSE_NGINX_RSS_KB"
+  echo "sse_nginx_fds_held=$SSE_NGINX_FDS"
   echo "ttfe_samples=$TTFE_N"
 } >"$WORK/meta.env"
 printf '%s\n' "${failures[@]}" >"$WORK/failures.txt"

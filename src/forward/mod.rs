@@ -6,6 +6,7 @@
 //! open stream; only the wait for response headers is bounded.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -16,8 +17,10 @@ use crate::body::{self, Body};
 use crate::config::Route;
 
 pub mod headers;
+mod upstream;
 
 pub use crate::http_client::HttpClient;
+pub use upstream::Upstream;
 
 /// Why the upstream could not answer.
 #[derive(Debug, thiserror::Error)]
@@ -48,19 +51,22 @@ pub struct ClientConn {
 /// Sends `parts` + `body` to the route's upstream and returns its response with
 /// a streaming body.
 pub async fn forward(
-    client: &HttpClient,
+    upstream: &Arc<Upstream>,
     route: &Route,
     parts: &http::request::Parts,
     body: Bytes,
     conn: ClientConn,
 ) -> Result<Response<Body>, ForwardError> {
     let up = &route.upstream;
-    let uri = format!(
-        "{}://{}{}",
-        up.scheme,
-        up.authority,
-        headers::upstream_path(&up.path_and_query, parts.uri.query())
-    );
+    let path = headers::upstream_path(&up.path_and_query, parts.uri.query());
+    // Plain HTTP goes over the client connection's own upstream connection,
+    // which takes the origin form; the pooled client takes the absolute form.
+    let own = up.scheme == "http";
+    let uri = if own {
+        path
+    } else {
+        format!("{}://{}{}", up.scheme, up.authority, path)
+    };
     let has_body = !body.is_empty();
     let mut req = Request::builder()
         .method(parts.method.clone())
@@ -69,23 +75,24 @@ pub async fn forward(
         .map_err(|e| ForwardError::Build(e.to_string()))?;
     *req.headers_mut() = headers::upstream_request(&parts.headers, route, conn, has_body)?;
 
-    let resp = tokio::time::timeout(route.upstream_timeout, client.request(req))
-        .await
-        .map_err(|_| ForwardError::Timeout(route.upstream_timeout))?
-        .map_err(|e| {
+    let sent = async {
+        if own {
+            return upstream.send(&up.authority, req).await;
+        }
+        let resp = upstream.pool().request(req).await.map_err(|e| {
             if e.is_connect() {
                 ForwardError::Connect(error_chain(&e))
             } else {
                 ForwardError::Protocol(error_chain(&e))
             }
         })?;
-
-    let (mut parts, body) = resp.into_parts();
-    headers::downstream_response(&mut parts.headers);
-    Ok(Response::from_parts(
-        parts,
-        body.map_err(Into::into).boxed(),
-    ))
+        Ok(resp.map(|body| body.map_err(Into::into).boxed()))
+    };
+    let mut resp = tokio::time::timeout(route.upstream_timeout, sent)
+        .await
+        .map_err(|_| ForwardError::Timeout(route.upstream_timeout))??;
+    headers::downstream_response(resp.headers_mut());
+    Ok(resp)
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {

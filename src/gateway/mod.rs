@@ -17,7 +17,7 @@ use tracing::Instrument;
 use crate::body::Body;
 use crate::config::Route;
 use crate::filter::{self, ListFilter};
-use crate::forward::{self, ClientConn, HttpClient};
+use crate::forward::{self, ClientConn, Upstream};
 use crate::reject::{self, Challenge, Rejection};
 use crate::telemetry::spans;
 use crate::{cors, well_known};
@@ -35,12 +35,12 @@ const X_REQUEST_ID: &str = "x-request-id";
 
 impl Gateway {
     /// Handles one request end to end. Never fails: rejections become responses.
-    /// `upstream` is the calling worker's connection pool.
+    /// `upstream` is the calling worker's way to the upstreams.
     pub async fn handle(
         &self,
         mut req: Request<Incoming>,
         conn: ClientConn,
-        upstream: &HttpClient,
+        upstream: &Arc<Upstream>,
     ) -> Response<Body> {
         // With tracing on, the trace id is the request id: logs, metrics
         // and traces join on one value.
@@ -73,7 +73,7 @@ impl Gateway {
         &self,
         req: Request<Incoming>,
         conn: ClientConn,
-        upstream: &HttpClient,
+        upstream: &Arc<Upstream>,
     ) -> Response<Body> {
         let snap = self.snapshot.load_full();
         let mut outcome = Outcome::new(req.method(), req.uri().path());
@@ -153,7 +153,7 @@ impl Gateway {
         body: Incoming,
         route: &Arc<Route>,
         conn: ClientConn,
-        upstream: &HttpClient,
+        upstream: &Arc<Upstream>,
         outcome: &mut Outcome,
     ) -> Result<Response<Body>, Rejection> {
         if !matches!(parts.method, Method::POST | Method::GET | Method::DELETE) {

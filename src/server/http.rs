@@ -31,7 +31,7 @@ use tokio_rustls::TlsAcceptor;
 use super::idle::Activity;
 use crate::body::Guarded;
 use crate::config::Limits;
-use crate::forward::{ClientConn, HttpClient};
+use crate::forward::{ClientConn, Upstream};
 use crate::gateway::Gateway;
 
 /// The start of the HTTP/2 client preface (RFC 9113 §3.4), enough to tell:
@@ -58,8 +58,8 @@ pub(super) struct Connection {
     pub builder: Arc<Builder>,
     /// TLS, when the listener is HTTPS.
     pub acceptor: Option<TlsAcceptor>,
-    /// This worker's upstream connection pool.
-    pub upstream: Arc<HttpClient>,
+    /// This worker's upstream connections.
+    pub upstream: Arc<Upstream>,
     /// Registers the connection for graceful shutdown.
     pub watcher: Watcher,
     /// Time allowed for everything before the first request starts: TLS

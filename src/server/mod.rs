@@ -59,10 +59,14 @@ pub async fn run(
 ) -> Result<(), ServeError> {
     let acceptor = config.tls.as_ref().map(tls::acceptor).transpose()?;
     let addr = config.listen;
-    let listener = bind(addr).map_err(|source| ServeError::Bind { addr, source })?;
-    let local = listener
-        .local_addr()
-        .map_err(|source| ServeError::Bind { addr, source })?;
+    let listeners =
+        bind(addr, workers.max(1)).map_err(|source| ServeError::Bind { addr, source })?;
+    let local = listeners
+        .first()
+        .map(std::net::TcpListener::local_addr)
+        .transpose()
+        .map_err(|source| ServeError::Bind { addr, source })?
+        .unwrap_or(addr);
     let scheme = if acceptor.is_some() { "https" } else { "http" };
 
     let metrics = Arc::new(Metrics::new());
@@ -90,17 +94,13 @@ pub async fn run(
         shutdown_grace: limits.shutdown_grace,
     };
     let (stop, stopped) = watch::channel(false);
-    let mut done = Vec::with_capacity(workers);
-    for index in 0..workers.max(1) {
+    let mut done = Vec::with_capacity(listeners.len());
+    for (index, listener) in listeners.into_iter().enumerate() {
         let (tx, rx) = oneshot::channel();
-        listener
-            .try_clone()
-            .and_then(|l| worker::spawn(index, l, shared.clone(), stopped.clone(), tx))
+        worker::spawn(index, listener, shared.clone(), stopped.clone(), tx)
             .map_err(ServeError::Worker)?;
         done.push(rx);
     }
-    // Workers hold their own clones of the socket; it closes when the last one drops it.
-    drop(listener);
 
     tracing::info!(
         routes = config.routes.len(),
@@ -134,16 +134,56 @@ pub async fn run(
     Ok(())
 }
 
-/// Binds the public socket (non-blocking, as the workers' runtimes need it).
-/// A deep backlog absorbs connection bursts (thousands of SSE clients
-/// reconnecting at once) while workers catch up.
-fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
-    let socket = if addr.is_ipv4() {
-        TcpSocket::new_v4()?
-    } else {
-        TcpSocket::new_v6()?
-    };
-    socket.set_reuseaddr(true)?;
-    socket.bind(addr)?;
-    socket.listen(4096)?.into_std()
+/// Binds one listening socket per worker (non-blocking, as the workers'
+/// runtimes need them), all on the same address with `SO_REUSEPORT`: the
+/// kernel hands each new connection to one worker's socket, so an arriving
+/// client wakes one worker instead of all of them. (Only sockets of the same
+/// user may join the group.) The first socket picks the port when `addr`
+/// asks for port 0. A deep backlog absorbs connection bursts (thousands of
+/// SSE clients reconnecting at once) while workers catch up.
+fn bind(addr: SocketAddr, count: usize) -> std::io::Result<Vec<std::net::TcpListener>> {
+    let mut listeners: Vec<std::net::TcpListener> = Vec::with_capacity(count);
+    for _ in 0..count {
+        let at = match listeners.first() {
+            Some(first) => first.local_addr()?,
+            None => addr,
+        };
+        let socket = if at.is_ipv4() {
+            TcpSocket::new_v4()?
+        } else {
+            TcpSocket::new_v6()?
+        };
+        socket.set_reuseaddr(true)?;
+        if listeners.is_empty() {
+            // Bound before it joins the group: a port another process
+            // listens on (even with SO_REUSEPORT) stays "address in use".
+            socket.bind(at)?;
+            socket.set_reuseport(true)?;
+        } else {
+            socket.set_reuseport(true)?;
+            socket.bind(at)?;
+        }
+        listeners.push(socket.listen(4096)?.into_std()?);
+    }
+    Ok(listeners)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bind;
+
+    #[tokio::test]
+    async fn every_worker_gets_a_socket_on_one_port_that_no_one_else_can_take() {
+        let listeners = bind("127.0.0.1:0".parse().unwrap(), 3).unwrap();
+        let ports: Vec<u16> = listeners
+            .iter()
+            .map(|l| l.local_addr().unwrap().port())
+            .collect();
+        assert_eq!(ports.len(), 3);
+        assert!(ports.iter().all(|p| *p == ports[0] && *p != 0));
+        // A second gateway on the same port is refused, not let into the group.
+        let taken = std::net::SocketAddr::from(([127, 0, 0, 1], ports[0]));
+        let err = bind(taken, 1).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::AddrInUse);
+    }
 }

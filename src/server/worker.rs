@@ -85,9 +85,9 @@ async fn serve(
             return false;
         }
     };
-    // One pool per worker: the upstream connection's task runs on the same
-    // thread as the client connection that uses it.
-    let upstream = Arc::new(crate::http_client::build(shared.upstream_connect_timeout));
+    // Upstream connections per worker: each is driven on the same thread as
+    // the client connections that use it (forward/upstream.rs).
+    let upstream = crate::forward::Upstream::new(shared.upstream_connect_timeout);
     let graceful = GracefulShutdown::new();
     loop {
         // Waiting for a permit before accepting applies back-pressure: past the

@@ -1,0 +1,391 @@
+//! A worker's connections to its upstreams.
+//!
+//! A plain-HTTP upstream (the sidecar case) is reached over HTTP/1.1
+//! connections that belong to one worker thread (`server/worker.rs`): they
+//! are opened, used and driven on that thread, so a request and its answer
+//! never cross threads, and the list of idle ones is only ever locked by
+//! that thread (never contended). A connection is back in the list only
+//! once its answer has been read to the end (an SSE stream holds its
+//! connection until it ends); the most recently used is taken first. An
+//! HTTPS upstream goes through the worker's pooled client (`http_client.rs`:
+//! TLS sessions and HTTP/2 by ALPN are worth that machinery).
+
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body::{Body as HttpBody, Frame, SizeHint};
+use hyper::body::Incoming;
+use hyper::client::conn::http1;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+use super::ForwardError;
+use crate::body::Body;
+use crate::http_client::HttpClient;
+
+/// Idle upstream connections kept per worker.
+const MAX_IDLE: usize = 128;
+
+/// How long an idle upstream connection is kept.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// One idle connection.
+struct Idle {
+    authority: Arc<str>,
+    sender: http1::SendRequest<Body>,
+    since: Instant,
+}
+
+/// The way to the upstreams for one worker.
+pub struct Upstream {
+    /// The worker's pooled client, for HTTPS upstreams.
+    pool: HttpClient,
+    /// The worker's idle HTTP/1.1 connections to plain-HTTP upstreams,
+    /// oldest first. Locked only by the worker's own thread.
+    idle: Mutex<VecDeque<Idle>>,
+    connect_timeout: Duration,
+}
+
+impl Upstream {
+    /// A worker's upstreams; `connect_timeout` bounds each TCP connect.
+    pub fn new(connect_timeout: Duration) -> Arc<Self> {
+        Arc::new(Self {
+            pool: crate::http_client::build(connect_timeout),
+            idle: Mutex::new(VecDeque::new()),
+            connect_timeout,
+        })
+    }
+
+    /// The worker's pooled client (HTTPS upstreams).
+    pub(super) fn pool(&self) -> &HttpClient {
+        &self.pool
+    }
+
+    /// Sends `req` (origin-form URI, `Host` set) to the plain-HTTP upstream
+    /// at `authority`. The answer's body gives the connection back to the
+    /// worker when it has been read to the end.
+    pub(super) async fn send(
+        self: &Arc<Self>,
+        authority: &str,
+        mut req: Request<Body>,
+    ) -> Result<Response<Body>, ForwardError> {
+        while let Some((key, mut sender)) = self.take(authority) {
+            // Ready at once unless the upstream closed it while it was idle.
+            if sender.ready().await.is_err() {
+                continue;
+            }
+            match sender.try_send_request(req).await {
+                Ok(resp) => return Ok(self.hand_back(resp, key, sender)),
+                // The connection failed before the request was written:
+                // nothing reached the upstream, so another may carry it.
+                Err(mut e) => match e.take_message() {
+                    Some(unsent) => req = unsent,
+                    None => return Err(ForwardError::Protocol(super::error_chain(e.error()))),
+                },
+            }
+        }
+        let mut sender = self.connect(authority).await?;
+        let resp = sender
+            .send_request(req)
+            .await
+            .map_err(|e| ForwardError::Protocol(super::error_chain(&e)))?;
+        Ok(self.hand_back(resp, Arc::from(authority), sender))
+    }
+
+    /// The most recently used idle connection to `authority`, if any.
+    fn take(&self, authority: &str) -> Option<(Arc<str>, http1::SendRequest<Body>)> {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        let at = idle.iter().rposition(|i| &*i.authority == authority)?;
+        let found = idle.remove(at)?;
+        Some((found.authority, found.sender))
+    }
+
+    /// Keeps a connection whose answer has been read. Past the cap, and
+    /// past the idle timeout, the oldest are closed.
+    fn keep(&self, authority: Arc<str>, sender: http1::SendRequest<Body>) {
+        if sender.is_closed() {
+            return;
+        }
+        let now = Instant::now();
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        while idle
+            .front()
+            .is_some_and(|i| idle.len() >= MAX_IDLE || now - i.since > IDLE_TIMEOUT)
+        {
+            idle.pop_front();
+        }
+        idle.push_back(Idle {
+            authority,
+            sender,
+            since: now,
+        });
+    }
+
+    /// The answer, with a body that gives the connection back at its end.
+    fn hand_back(
+        self: &Arc<Self>,
+        resp: Response<Incoming>,
+        authority: Arc<str>,
+        sender: http1::SendRequest<Body>,
+    ) -> Response<Body> {
+        resp.map(|body| {
+            http_body_util::BodyExt::boxed(Returning {
+                body,
+                back: Some((self.clone(), authority, sender)),
+            })
+        })
+    }
+
+    /// Opens a connection to `authority` and drives it on this worker.
+    async fn connect(&self, authority: &str) -> Result<http1::SendRequest<Body>, ForwardError> {
+        let failed = |e: std::io::Error| ForwardError::Connect(format!("{authority}: {e}"));
+        let (host, port) = host_port(authority).map_err(failed)?;
+        let stream = tokio::time::timeout(self.connect_timeout, TcpStream::connect((host, port)))
+            .await
+            .map_err(|_| {
+                ForwardError::Connect(format!(
+                    "{authority}: no connection within {:?}",
+                    self.connect_timeout
+                ))
+            })?
+            .map_err(failed)?;
+        // Latency only: a socket that refuses TCP_NODELAY still works.
+        stream.set_nodelay(true).ok();
+        let (sender, conn) = http1::Builder::new()
+            .handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| ForwardError::Connect(super::error_chain(&e)))?;
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "upstream connection ended with an error");
+            }
+        });
+        Ok(sender)
+    }
+}
+
+/// An upstream answer's body that gives its connection back to the worker
+/// once it has been read to the end. Dropped before its end (the client
+/// went away), the connection is closed instead: what is left of the
+/// answer is still on it.
+struct Returning {
+    body: Incoming,
+    back: Option<(Arc<Upstream>, Arc<str>, http1::SendRequest<Body>)>,
+}
+
+impl Returning {
+    fn give_back(&mut self) {
+        if let Some((upstream, authority, sender)) = self.back.take() {
+            upstream.keep(authority, sender);
+        }
+    }
+}
+
+impl HttpBody for Returning {
+    type Data = Bytes;
+    type Error = crate::body::BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let polled = Pin::new(&mut self.body).poll_frame(cx);
+        match &polled {
+            Poll::Ready(None) => self.give_back(),
+            Poll::Ready(Some(Err(_))) => self.back = None,
+            _ => {}
+        }
+        polled.map_err(Into::into)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+impl Drop for Returning {
+    fn drop(&mut self) {
+        // An empty answer may never be polled.
+        if self.body.is_end_stream() {
+            self.give_back();
+        }
+    }
+}
+
+/// The host (without IPv6 brackets) and port (80 when none is given) of a
+/// plain-HTTP authority.
+fn host_port(authority: &str) -> std::io::Result<(&str, u16)> {
+    let invalid = || std::io::Error::new(std::io::ErrorKind::InvalidInput, "invalid authority");
+    let parsed: http::uri::Authority = authority.parse().map_err(|_| invalid())?;
+    let port = parsed.port_u16().unwrap_or(80);
+    let host = parsed.host();
+    let start = authority.find(host).ok_or_else(invalid)?;
+    let host = authority
+        .get(start..start + host.len())
+        .ok_or_else(invalid)?;
+    Ok((host.trim_start_matches('[').trim_end_matches(']'), port))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use futures_util::StreamExt;
+    use http_body_util::{BodyExt, StreamBody};
+    use hyper::server::conn::http1 as server;
+    use hyper::service::service_fn;
+    use tokio::net::TcpListener;
+
+    use super::*;
+
+    /// A hyper HTTP/1.1 server on loopback that counts the connections it
+    /// accepts. `/stream` answers with a body that stays open until the
+    /// client goes away; `/close` answers with `Connection: close`;
+    /// anything else answers `ok`.
+    async fn server() -> (String, Arc<AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let authority = listener.local_addr().unwrap().to_string();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
+        tokio::spawn(async move {
+            loop {
+                let (stream, _) = listener.accept().await.unwrap();
+                count.fetch_add(1, Ordering::SeqCst);
+                let service = service_fn(|req: Request<Incoming>| async move {
+                    let resp = match req.uri().path() {
+                        "/stream" => {
+                            // One event, then nothing until the client goes away.
+                            let first: Result<Frame<Bytes>, std::io::Error> =
+                                Ok(Frame::data(Bytes::from_static(b"data: 1\n\n")));
+                            let stream = futures_util::stream::once(async { first })
+                                .chain(futures_util::stream::pending());
+                            Response::new(BodyExt::boxed(StreamBody::new(stream)))
+                        }
+                        "/close" => Response::builder()
+                            .header("connection", "close")
+                            .body(
+                                http_body_util::Full::new(Bytes::from_static(b"bye"))
+                                    .map_err(|e| match e {})
+                                    .boxed(),
+                            )
+                            .unwrap(),
+                        _ => Response::new(
+                            http_body_util::Full::new(Bytes::from_static(b"ok"))
+                                .map_err(|e| match e {})
+                                .boxed(),
+                        ),
+                    };
+                    Ok::<_, std::convert::Infallible>(resp)
+                });
+                tokio::spawn(
+                    server::Builder::new().serve_connection(TokioIo::new(stream), service),
+                );
+            }
+        });
+        (authority, accepted)
+    }
+
+    fn get(authority: &str, path: &str) -> Request<Body> {
+        Request::get(path)
+            .header(http::header::HOST, authority)
+            .body(crate::body::empty())
+            .unwrap()
+    }
+
+    async fn read(resp: Response<Body>) -> Bytes {
+        resp.into_body().collect().await.unwrap().to_bytes()
+    }
+
+    #[tokio::test]
+    async fn a_connection_is_reused_once_its_answer_was_read() {
+        let (authority, accepted) = server().await;
+        let upstream = Upstream::new(Duration::from_secs(5));
+        for _ in 0..3 {
+            let resp = upstream
+                .send(&authority, get(&authority, "/"))
+                .await
+                .unwrap();
+            assert_eq!(read(resp).await, "ok");
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_connection_still_streaming_is_never_given_a_second_request() {
+        let (authority, accepted) = server().await;
+        let upstream = Upstream::new(Duration::from_secs(5));
+        let mut stream = upstream
+            .send(&authority, get(&authority, "/stream"))
+            .await
+            .unwrap()
+            .into_body();
+        let first = stream.frame().await.unwrap().unwrap().into_data().unwrap();
+        assert_eq!(first, "data: 1\n\n");
+        let resp = upstream
+            .send(&authority, get(&authority, "/"))
+            .await
+            .unwrap();
+        assert_eq!(read(resp).await, "ok");
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+        // A stream dropped before its end closes its connection: the next
+        // request reuses the one that finished, not the abandoned one.
+        drop(stream);
+        let resp = upstream
+            .send(&authority, get(&authority, "/"))
+            .await
+            .unwrap();
+        assert_eq!(read(resp).await, "ok");
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+        assert_eq!(upstream.idle.lock().unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_connection_the_upstream_closed_is_replaced_without_an_error() {
+        let (authority, accepted) = server().await;
+        let upstream = Upstream::new(Duration::from_secs(5));
+        let resp = upstream
+            .send(&authority, get(&authority, "/close"))
+            .await
+            .unwrap();
+        assert_eq!(read(resp).await, "bye");
+        // Let the closed connection's task see the end.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let resp = upstream
+            .send(&authority, get(&authority, "/"))
+            .await
+            .unwrap();
+        assert_eq!(read(resp).await, "ok");
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_refused_connect_is_a_connect_error() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let authority = listener.local_addr().unwrap().to_string();
+        drop(listener);
+        let upstream = Upstream::new(Duration::from_secs(5));
+        let err = upstream
+            .send(&authority, get(&authority, "/"))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ForwardError::Connect(_)), "{err:?}");
+    }
+
+    #[test]
+    fn authorities_name_a_host_and_port() {
+        assert_eq!(host_port("127.0.0.1:3001").unwrap(), ("127.0.0.1", 3001));
+        assert_eq!(host_port("mcp.internal").unwrap(), ("mcp.internal", 80));
+        assert_eq!(host_port("[::1]:8080").unwrap(), ("::1", 8080));
+        assert_eq!(host_port("[::1]").unwrap(), ("::1", 80));
+        assert!(host_port("a b").is_err());
+    }
+}
