@@ -129,16 +129,19 @@ impl Connection {
             })
         });
         // One expansion per transport: the two connection types differ.
+        // Each is boxed, so a connection's task holds the state of the one
+        // it speaks rather than room for the largest (HTTP/2 over TLS):
+        // that is most of an idle SSE stream's task (bench/README.md).
         macro_rules! serve_as {
             ($version:expr, $io:expr) => {
                 match $version {
                     Version::Http1 => {
                         let conn = self.builder.http1.serve_connection($io, service);
-                        self.watcher.watch(conn).await
+                        Box::pin(self.watcher.watch(conn)).await
                     }
                     Version::Http2 => {
                         let conn = self.builder.http2.serve_connection($io, service);
-                        self.watcher.watch(conn).await
+                        Box::pin(self.watcher.watch(conn)).await
                     }
                 }
             };

@@ -4,14 +4,24 @@
 
 use tracing_subscriber::EnvFilter;
 
+mod log_fields;
+mod log_writer;
 pub mod metrics;
 pub mod redis;
 pub mod request;
 pub mod spans;
 pub mod traces;
 
-/// The log thread's write buffer.
-const LOG_BUFFER_BYTES: usize = 64 * 1024;
+/// Why logging or tracing could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum InitError {
+    /// The log writer thread could not be started.
+    #[error("cannot start the log thread: {0}")]
+    LogThread(std::io::Error),
+    /// The trace exporter could not be started.
+    #[error(transparent)]
+    Tracing(#[from] traces::TracingError),
+}
 
 /// Log line format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -25,7 +35,7 @@ pub enum LogFormat {
 /// What must outlive the server: the log writer's guard (dropping it
 /// flushes the queue) and the trace exporter, when tracing is on.
 pub struct Telemetry {
-    _log: tracing_appender::non_blocking::WorkerGuard,
+    _log: log_writer::Guard,
     traces: Option<opentelemetry_sdk::trace::SdkTracerProvider>,
 }
 
@@ -42,12 +52,10 @@ impl Telemetry {
     }
 }
 
-/// Installs the global subscriber. Lines are written by a background thread,
-/// so request tasks never contend for the stderr lock; the writer blocks
-/// rather than drops when its queue is full (audit lines must not be lost).
-/// That thread buffers and flushes whenever its queue is empty, so a quiet
-/// gateway's lines appear at once while a busy one writes in batches instead
-/// of one syscall per line (measured in bench/results.md).
+/// Installs the global subscriber. Lines are written by a background thread
+/// in batches (`log_writer.rs`): a request thread only appends its line to a
+/// buffer, never makes a system call for it, and waits rather than drops when
+/// the writer falls far behind (audit lines must not be lost).
 ///
 /// With `tracing` (the `telemetry.tracing` block), spans are also exported
 /// over OTLP (`traces.rs`), sent from `runtime`. Without, the subscriber is
@@ -56,24 +64,21 @@ pub fn init(
     format: LogFormat,
     tracing: Option<&crate::config::TracingConfig>,
     runtime: tokio::runtime::Handle,
-) -> Result<Telemetry, traces::TracingError> {
+) -> Result<Telemetry, InitError> {
     use tracing_subscriber::Layer as _;
     use tracing_subscriber::layer::SubscriberExt as _;
     use tracing_subscriber::util::SubscriberInitExt as _;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(false)
-        .thread_name("mcp-gateway-log")
-        .finish(std::io::BufWriter::with_capacity(
-            LOG_BUFFER_BYTES,
-            std::io::stderr(),
-        ));
+    let (writer, guard) = log_writer::start(std::io::stderr()).map_err(InitError::LogThread)?;
     let Some(tracing) = tracing else {
         let builder = tracing_subscriber::fmt()
             .with_env_filter(filter)
             .with_writer(writer);
         match format {
-            LogFormat::Text => builder.with_ansi(false).init(),
+            LogFormat::Text => builder
+                .with_ansi(false)
+                .fmt_fields(log_fields::Fields)
+                .init(),
             LogFormat::Json => builder
                 .json()
                 .flatten_event(true)
@@ -88,7 +93,11 @@ pub fn init(
     };
     let fmt = tracing_subscriber::fmt::layer().with_writer(writer);
     let fmt = match format {
-        LogFormat::Text => fmt.with_ansi(false).with_filter(filter).boxed(),
+        LogFormat::Text => fmt
+            .with_ansi(false)
+            .fmt_fields(log_fields::Fields)
+            .with_filter(filter)
+            .boxed(),
         LogFormat::Json => fmt
             .json()
             .flatten_event(true)
