@@ -16,6 +16,7 @@ use http_body_util::BodyExt;
 use crate::body::{self, Body};
 use crate::config::Route;
 
+mod h1;
 pub mod headers;
 mod upstream;
 
@@ -68,24 +69,28 @@ pub async fn forward(
         format!("{}://{}{}", up.scheme, up.authority, path)
     };
     let has_body = !body.is_empty();
+    let headers = headers::upstream_request(&parts.headers, route, conn, has_body)?;
     let mut req = Request::builder()
         .method(parts.method.clone())
         .uri(uri)
-        .body(body::full(body))
+        .body(body)
         .map_err(|e| ForwardError::Build(e.to_string()))?;
-    *req.headers_mut() = headers::upstream_request(&parts.headers, route, conn, has_body)?;
-
+    *req.headers_mut() = headers;
     let sent = async {
         if own {
             return upstream.send(&up.authority, req).await;
         }
-        let resp = upstream.pool().request(req).await.map_err(|e| {
-            if e.is_connect() {
-                ForwardError::Connect(error_chain(&e))
-            } else {
-                ForwardError::Protocol(error_chain(&e))
-            }
-        })?;
+        let resp = upstream
+            .pool()
+            .request(req.map(body::full))
+            .await
+            .map_err(|e| {
+                if e.is_connect() {
+                    ForwardError::Connect(error_chain(&e))
+                } else {
+                    ForwardError::Protocol(error_chain(&e))
+                }
+            })?;
         Ok(resp.map(|body| body.map_err(Into::into).boxed()))
     };
     let mut resp = tokio::time::timeout(route.upstream_timeout, sent)

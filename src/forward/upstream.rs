@@ -11,20 +11,16 @@
 //! TLS sessions and HTTP/2 by ALPN are worth that machinery).
 
 use std::collections::VecDeque;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{Request, Response};
-use http_body::{Body as HttpBody, Frame, SizeHint};
-use hyper::body::Incoming;
-use hyper::client::conn::http1;
-use hyper_util::rt::TokioIo;
+use http_body_util::BodyExt;
 use tokio::net::TcpStream;
 
 use super::ForwardError;
+use super::h1::{self, Conn};
 use crate::body::Body;
 use crate::http_client::HttpClient;
 
@@ -37,7 +33,7 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 /// One idle connection.
 struct Idle {
     authority: Arc<str>,
-    sender: http1::SendRequest<Body>,
+    conn: Conn,
     since: Instant,
 }
 
@@ -67,50 +63,37 @@ impl Upstream {
     }
 
     /// Sends `req` (origin-form URI, `Host` set) to the plain-HTTP upstream
-    /// at `authority`. The answer's body gives the connection back to the
-    /// worker when it has been read to the end.
+    /// at `authority` (`h1.rs`). The answer's body gives the connection back
+    /// to the worker when it has been read to the end.
     pub(super) async fn send(
         self: &Arc<Self>,
         authority: &str,
-        mut req: Request<Body>,
+        req: Request<Bytes>,
     ) -> Result<Response<Body>, ForwardError> {
-        while let Some((key, mut sender)) = self.take(authority) {
-            // Ready at once unless the upstream closed it while it was idle.
-            if sender.ready().await.is_err() {
-                continue;
-            }
-            match sender.try_send_request(req).await {
-                Ok(resp) => return Ok(self.hand_back(resp, key, sender)),
-                // The connection failed before the request was written:
-                // nothing reached the upstream, so another may carry it.
-                Err(mut e) => match e.take_message() {
-                    Some(unsent) => req = unsent,
-                    None => return Err(ForwardError::Protocol(super::error_chain(e.error()))),
-                },
-            }
-        }
-        let mut sender = self.connect(authority).await?;
-        let resp = sender
-            .send_request(req)
-            .await
-            .map_err(|e| ForwardError::Protocol(super::error_chain(&e)))?;
-        Ok(self.hand_back(resp, Arc::from(authority), sender))
+        let (key, conn) = match self.take(authority) {
+            Some(idle) => idle,
+            None => (Arc::from(authority), self.connect(authority).await?),
+        };
+        let resp = h1::exchange(conn, req, self.clone(), key).await?;
+        Ok(resp.map(BodyExt::boxed))
     }
 
-    /// The most recently used idle connection to `authority`, if any.
-    fn take(&self, authority: &str) -> Option<(Arc<str>, http1::SendRequest<Body>)> {
+    /// The most recently used idle connection to `authority` that the
+    /// upstream has not closed, if any.
+    fn take(&self, authority: &str) -> Option<(Arc<str>, Conn)> {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        let at = idle.iter().rposition(|i| &*i.authority == authority)?;
-        let found = idle.remove(at)?;
-        Some((found.authority, found.sender))
+        while let Some(at) = idle.iter().rposition(|i| &*i.authority == authority) {
+            let found = idle.remove(at)?;
+            if found.conn.usable() {
+                return Some((found.authority, found.conn));
+            }
+        }
+        None
     }
 
     /// Keeps a connection whose answer has been read. Past the cap, and
     /// past the idle timeout, the oldest are closed.
-    fn keep(&self, authority: Arc<str>, sender: http1::SendRequest<Body>) {
-        if sender.is_closed() {
-            return;
-        }
+    pub(super) fn keep(&self, authority: Arc<str>, conn: Conn) {
         let now = Instant::now();
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         while idle
@@ -121,28 +104,19 @@ impl Upstream {
         }
         idle.push_back(Idle {
             authority,
-            sender,
+            conn,
             since: now,
         });
     }
 
-    /// The answer, with a body that gives the connection back at its end.
-    fn hand_back(
-        self: &Arc<Self>,
-        resp: Response<Incoming>,
-        authority: Arc<str>,
-        sender: http1::SendRequest<Body>,
-    ) -> Response<Body> {
-        resp.map(|body| {
-            http_body_util::BodyExt::boxed(Returning {
-                body,
-                back: Some((self.clone(), authority, sender)),
-            })
-        })
+    /// Idle connections held (for tests).
+    #[cfg(test)]
+    pub(super) fn idle_len(&self) -> usize {
+        self.idle.lock().map_or(0, |i| i.len())
     }
 
-    /// Opens a connection to `authority` and drives it on this worker.
-    async fn connect(&self, authority: &str) -> Result<http1::SendRequest<Body>, ForwardError> {
+    /// Opens a connection to `authority`.
+    async fn connect(&self, authority: &str) -> Result<Conn, ForwardError> {
         let failed = |e: std::io::Error| ForwardError::Connect(format!("{authority}: {e}"));
         let (host, port) = host_port(authority).map_err(failed)?;
         let stream = tokio::time::timeout(self.connect_timeout, TcpStream::connect((host, port)))
@@ -156,68 +130,7 @@ impl Upstream {
             .map_err(failed)?;
         // Latency only: a socket that refuses TCP_NODELAY still works.
         stream.set_nodelay(true).ok();
-        let (sender, conn) = http1::Builder::new()
-            .handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| ForwardError::Connect(super::error_chain(&e)))?;
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(error = %e, "upstream connection ended with an error");
-            }
-        });
-        Ok(sender)
-    }
-}
-
-/// An upstream answer's body that gives its connection back to the worker
-/// once it has been read to the end. Dropped before its end (the client
-/// went away), the connection is closed instead: what is left of the
-/// answer is still on it.
-struct Returning {
-    body: Incoming,
-    back: Option<(Arc<Upstream>, Arc<str>, http1::SendRequest<Body>)>,
-}
-
-impl Returning {
-    fn give_back(&mut self) {
-        if let Some((upstream, authority, sender)) = self.back.take() {
-            upstream.keep(authority, sender);
-        }
-    }
-}
-
-impl HttpBody for Returning {
-    type Data = Bytes;
-    type Error = crate::body::BoxError;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-        let polled = Pin::new(&mut self.body).poll_frame(cx);
-        match &polled {
-            Poll::Ready(None) => self.give_back(),
-            Poll::Ready(Some(Err(_))) => self.back = None,
-            _ => {}
-        }
-        polled.map_err(Into::into)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
-    }
-}
-
-impl Drop for Returning {
-    fn drop(&mut self) {
-        // An empty answer may never be polled.
-        if self.body.is_end_stream() {
-            self.give_back();
-        }
+        Ok(Conn::new(stream))
     }
 }
 
@@ -246,6 +159,9 @@ mod tests {
     use tokio::net::TcpListener;
 
     use super::*;
+    use http_body::Frame;
+    use hyper::body::Incoming;
+    use hyper_util::rt::TokioIo;
 
     /// A hyper HTTP/1.1 server on loopback that counts the connections it
     /// accepts. `/stream` answers with a body that stays open until the
@@ -294,10 +210,10 @@ mod tests {
         (authority, accepted)
     }
 
-    fn get(authority: &str, path: &str) -> Request<Body> {
+    fn get(authority: &str, path: &str) -> Request<Bytes> {
         Request::get(path)
             .header(http::header::HOST, authority)
-            .body(crate::body::empty())
+            .body(Bytes::new())
             .unwrap()
     }
 
@@ -345,7 +261,7 @@ mod tests {
             .unwrap();
         assert_eq!(read(resp).await, "ok");
         assert_eq!(accepted.load(Ordering::SeqCst), 2);
-        assert_eq!(upstream.idle.lock().unwrap().len(), 1);
+        assert_eq!(upstream.idle_len(), 1);
     }
 
     #[tokio::test]
