@@ -1,4 +1,6 @@
-//! The one pooled HTTP client, shared by upstream forwarding and JWKS fetches.
+//! The pooled HTTP client: HTTPS upstreams (one per worker), JWKS and
+//! metadata fetches, the authorization server's calls to identity providers
+//! and the trace exporter. Plain-HTTP upstreams use `forward/h1.rs`.
 //!
 //! hyper-util's legacy client keeps connections alive per authority; HTTPS
 //! goes through hyper-rustls with the bundled Mozilla roots (a distroless

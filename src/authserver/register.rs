@@ -103,7 +103,7 @@ impl AuthorizationServer {
                     self.metrics
                         .auth_server_event("authorize", "client_refused");
 
-                    tracing::info!(target: "mcp_auth_gateway::audit", event = "authorize", outcome = "client_refused", client_id = %client_id, error = %e);
+                    tracing::info!(target: "mcp_auth_gateway::audit", event = "authorize", outcome = "client_refused", client_id, error = %e);
                     Err(error_page(
                         StatusCode::BAD_REQUEST,
                         "Application not accepted",

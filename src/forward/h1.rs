@@ -22,7 +22,7 @@ use std::task::{Context, Poll, ready};
 
 use bytes::{Buf, Bytes, BytesMut};
 use http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
-use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode};
+use http::{HeaderMap, HeaderName, HeaderValue, Response, StatusCode};
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -51,13 +51,10 @@ impl Conn {
     }
 
     /// Whether an idle connection can carry a request: not closed by the
-    /// upstream, and with nothing unasked for waiting on it. Without a
-    /// system call when the socket has had no event since it was last read.
+    /// upstream, and with nothing unasked for waiting on it. Asks the socket
+    /// itself (one `recv` that finds nothing): the runtime's readiness may
+    /// not have caught up with a close yet.
     pub(super) fn usable(&self) -> bool {
-        let mut cx = Context::from_waker(std::task::Waker::noop());
-        if self.stream.poll_read_ready(&mut cx).is_pending() {
-            return true;
-        }
         let mut probe = [0u8; 1];
         matches!(self.stream.try_read(&mut probe), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
     }
@@ -88,36 +85,44 @@ enum Chunk {
     Trailers,
 }
 
-/// Sends `req` on `conn` and reads the response head. The body gives the
-/// connection back to `upstream` when it has been read to its end and the
-/// connection may be reused.
-pub(super) async fn exchange(
+impl Conn {
+    /// Writes the request (one `writev` in the common case).
+    pub(super) async fn write(&mut self, head: &Bytes, body: &Bytes) -> std::io::Result<()> {
+        let mut out = head.clone().chain(body.clone());
+        while out.has_remaining() {
+            self.stream.write_buf(&mut out).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Reads the response head to the request `method` that was written on
+/// `conn`. The body gives the connection back to `upstream` when it has been
+/// read to its end and the connection may be reused.
+pub(super) async fn answer(
     mut conn: Conn,
-    req: Request<Bytes>,
+    method: &http::Method,
     upstream: Arc<Upstream>,
     authority: Arc<str>,
 ) -> Result<Response<UpstreamBody>, ForwardError> {
     let protocol = |m: &str| ForwardError::Protocol(m.to_owned());
     let io = |e: std::io::Error| ForwardError::Protocol(format!("upstream connection: {e}"));
-    let (parts, body) = req.into_parts();
-    let head = request_head(&parts, body.len());
-    let mut out = head.chain(body);
-    while out.has_remaining() {
-        conn.stream.write_buf(&mut out).await.map_err(io)?;
-    }
-
     let mut buf = BytesMut::with_capacity(READ_SIZE);
     loop {
-        if read_more(&mut conn.stream, &mut buf).await.map_err(io)? == 0 {
-            return Err(protocol("upstream closed the connection before answering"));
-        }
+        // What is buffered first: a final answer may follow an informational
+        // one in the same read.
         let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let mut parsed = httparse::Response::new(&mut headers);
         let len = match parsed.parse(&buf) {
             Ok(httparse::Status::Complete(len)) => len,
-            Ok(httparse::Status::Partial) if buf.len() < MAX_HEAD => continue,
-            Ok(httparse::Status::Partial) => {
+            Ok(httparse::Status::Partial) if buf.len() >= MAX_HEAD => {
                 return Err(protocol("upstream response head too large"));
+            }
+            Ok(httparse::Status::Partial) => {
+                if read_more(&mut conn.stream, &mut buf).await.map_err(io)? == 0 {
+                    return Err(protocol("upstream closed the connection before answering"));
+                }
+                continue;
             }
             Err(e) => {
                 return Err(ForwardError::Protocol(format!(
@@ -144,7 +149,7 @@ pub(super) async fn exchange(
             map.append(name, value);
         }
         let keep_alive = parsed.version == Some(1) && !has_token(&map, &CONNECTION, "close");
-        let framing = framing(&parts.method, status, &map)?;
+        let framing = framing(method, status, &map)?;
         buf.advance(len);
         let mut resp = Response::new(UpstreamBody {
             conn: Some(conn),
@@ -160,7 +165,7 @@ pub(super) async fn exchange(
 }
 
 /// `GET /path HTTP/1.1`, the headers, and the body's length.
-fn request_head(parts: &http::request::Parts, body_len: usize) -> Bytes {
+pub(super) fn request_head(parts: &http::request::Parts, body_len: usize) -> Bytes {
     let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     let mut head = BytesMut::with_capacity(256 + parts.headers.len() * 64);
     head.extend_from_slice(parts.method.as_str().as_bytes());
@@ -227,6 +232,16 @@ fn framing(
         Some(n) => Framing::Length(n),
         None => Framing::Close,
     })
+}
+
+/// A chunk-size line (with its extensions) ends in CRLF and has no other
+/// control character than tab.
+fn chunk_line_ok(line: &[u8]) -> bool {
+    let Some(body) = line.strip_suffix(b"\r\n") else {
+        return false;
+    };
+    body.iter()
+        .all(|b| *b == b'\t' || (*b >= 0x20 && *b != 0x7f))
 }
 
 fn has_token(headers: &HeaderMap, name: &HeaderName, token: &str) -> bool {
@@ -348,7 +363,18 @@ impl HttpBody for UpstreamBody {
                     continue;
                 }
                 Framing::Chunked(Chunk::Size) if !this.buf.is_empty() => {
-                    match httparse::parse_chunk_size(&this.buf) {
+                    // httparse reads a line without digits as size 0: a
+                    // broken body must not end as if it were complete.
+                    if !this.buf[0].is_ascii_hexdigit() {
+                        return this.fail("bad upstream chunk size");
+                    }
+                    let parsed = httparse::parse_chunk_size(&this.buf);
+                    if let Ok(httparse::Status::Complete((len, _))) = parsed
+                        && !chunk_line_ok(&this.buf[..len])
+                    {
+                        return this.fail("bad upstream chunk size");
+                    }
+                    match parsed {
                         Ok(httparse::Status::Complete((len, 0))) => {
                             this.buf.advance(len);
                             this.framing = Framing::Chunked(Chunk::Trailers);
@@ -445,6 +471,7 @@ mod tests {
     //! tests/e2e run the same code against real MCP servers.
     use std::time::Duration;
 
+    use http::Request;
     use http_body_util::BodyExt;
     use tokio::io::AsyncReadExt;
     use tokio::net::TcpListener;
@@ -550,6 +577,14 @@ mod tests {
         .await
         .unwrap();
         assert_eq!((status, &body[..]), (StatusCode::CREATED, &b"ok"[..]));
+        // The final answer in the same read as the informational one.
+        let (status, _) = answer(
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok",
+            1000,
+        )
+        .await
+        .unwrap();
+        assert_eq!(status, StatusCode::OK);
         let refused = answer(
             b"HTTP/1.1 101 Switching Protocols\r\nupgrade: x\r\n\r\n",
             100,
@@ -589,6 +624,11 @@ mod tests {
         for bytes in [
             &b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n"[..],
             &b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhelloXX0\r\n\r\n"[..],
+            // A size line without digits is not the last chunk.
+            &b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n\r\n\r\n"[..],
+            &b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n;x\r\n\r\n"[..],
+            // A bare LF inside the extensions.
+            &b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5;a\nb\r\nhello\r\n0\r\n\r\n"[..],
         ] {
             let err = answer(bytes, 1000).await.unwrap_err();
             assert!(err.contains("chunk"), "{err}");

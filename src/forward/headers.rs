@@ -68,6 +68,8 @@ pub fn upstream_request(
             || *name == header::CONTENT_ENCODING
             || *name == header::CONTENT_LENGTH
             || *name == header::UPGRADE
+            // The gateway answered any 100-continue itself and has the body.
+            || *name == header::EXPECT
             || *name == header::HOST
             || *name == header::AUTHORIZATION
             || *name == header::FORWARDED

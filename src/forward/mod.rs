@@ -3,7 +3,9 @@
 //! Forwarding never decides anything: by the time a request gets here, authn
 //! and authz have passed. Response bodies are relayed frame by frame as the
 //! upstream writes them (SSE must not be buffered), with no read timeout on an
-//! open stream; only the wait for response headers is bounded.
+//! open stream; only the wait for response headers is bounded. A plain-HTTP
+//! upstream is reached over the worker's own HTTP/1.1 connections
+//! (`upstream.rs`, `h1.rs`), an HTTPS one through the worker's pooled client.
 
 use std::net::SocketAddr;
 use std::sync::Arc;

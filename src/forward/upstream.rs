@@ -27,8 +27,10 @@ use crate::http_client::HttpClient;
 /// Idle upstream connections kept per worker.
 const MAX_IDLE: usize = 128;
 
-/// How long an idle upstream connection is kept.
-const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+/// How long an idle upstream connection is kept: under the 5 s after which
+/// Node and uvicorn close idle connections, so the gateway is not the one
+/// racing the upstream's close.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(4);
 
 /// One idle connection.
 struct Idle {
@@ -70,21 +72,39 @@ impl Upstream {
         authority: &str,
         req: Request<Bytes>,
     ) -> Result<Response<Body>, ForwardError> {
+        let (parts, body) = req.into_parts();
+        let head = h1::request_head(&parts, body.len());
+        let failed =
+            |e: std::io::Error| ForwardError::Protocol(format!("upstream connection: {e}"));
         let (key, conn) = match self.take(authority) {
-            Some(idle) => idle,
-            None => (Arc::from(authority), self.connect(authority).await?),
+            Some((key, mut conn)) => match conn.write(&head, &body).await {
+                Ok(()) => (key, conn),
+                // Closed by the upstream between the check and the write:
+                // it read nothing, so a fresh connection may carry it.
+                Err(_) => {
+                    let mut conn = self.connect(authority).await?;
+                    conn.write(&head, &body).await.map_err(failed)?;
+                    (key, conn)
+                }
+            },
+            None => {
+                let mut conn = self.connect(authority).await?;
+                conn.write(&head, &body).await.map_err(failed)?;
+                (Arc::from(authority), conn)
+            }
         };
-        let resp = h1::exchange(conn, req, self.clone(), key).await?;
+        let resp = h1::answer(conn, &parts.method, self.clone(), key).await?;
         Ok(resp.map(BodyExt::boxed))
     }
 
     /// The most recently used idle connection to `authority` that the
     /// upstream has not closed, if any.
     fn take(&self, authority: &str) -> Option<(Arc<str>, Conn)> {
+        let now = Instant::now();
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         while let Some(at) = idle.iter().rposition(|i| &*i.authority == authority) {
             let found = idle.remove(at)?;
-            if found.conn.usable() {
+            if now - found.since < IDLE_TIMEOUT && found.conn.usable() {
                 return Some((found.authority, found.conn));
             }
         }

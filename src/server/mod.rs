@@ -134,37 +134,30 @@ pub async fn run(
     Ok(())
 }
 
-/// Binds one listening socket per worker (non-blocking, as the workers'
-/// runtimes need them), all on the same address with `SO_REUSEPORT`: the
-/// kernel hands each new connection to one worker's socket, so an arriving
-/// client wakes one worker instead of all of them. (Only sockets of the same
-/// user may join the group.) The first socket picks the port when `addr`
-/// asks for port 0. A deep backlog absorbs connection bursts (thousands of
-/// SSE clients reconnecting at once) while workers catch up.
+/// Binds the public socket (non-blocking, as the workers' runtimes need it);
+/// every worker accepts from a clone of it. A deep backlog absorbs
+/// connection bursts (thousands of SSE clients reconnecting at once) while
+/// workers catch up.
+///
+/// One socket per worker with `SO_REUSEPORT` would wake one worker per new
+/// connection instead of all of them, but any process of the same user could
+/// then bind the port too and be handed a share of the connections (and
+/// their tokens). Measured, the gain was nil on kept-alive connections, so
+/// the port stays this process's alone (bench/README.md).
 fn bind(addr: SocketAddr, count: usize) -> std::io::Result<Vec<std::net::TcpListener>> {
-    let mut listeners: Vec<std::net::TcpListener> = Vec::with_capacity(count);
-    for _ in 0..count {
-        let at = match listeners.first() {
-            Some(first) => first.local_addr()?,
-            None => addr,
-        };
-        let socket = if at.is_ipv4() {
-            TcpSocket::new_v4()?
-        } else {
-            TcpSocket::new_v6()?
-        };
-        socket.set_reuseaddr(true)?;
-        if listeners.is_empty() {
-            // Bound before it joins the group: a port another process
-            // listens on (even with SO_REUSEPORT) stays "address in use".
-            socket.bind(at)?;
-            socket.set_reuseport(true)?;
-        } else {
-            socket.set_reuseport(true)?;
-            socket.bind(at)?;
-        }
-        listeners.push(socket.listen(4096)?.into_std()?);
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    let listener = socket.listen(4096)?.into_std()?;
+    let mut listeners = Vec::with_capacity(count);
+    for _ in 1..count {
+        listeners.push(listener.try_clone()?);
     }
+    listeners.push(listener);
     Ok(listeners)
 }
 
@@ -173,7 +166,7 @@ mod tests {
     use super::bind;
 
     #[tokio::test]
-    async fn every_worker_gets_a_socket_on_one_port_that_no_one_else_can_take() {
+    async fn every_worker_accepts_on_a_port_no_other_socket_can_join() {
         let listeners = bind("127.0.0.1:0".parse().unwrap(), 3).unwrap();
         let ports: Vec<u16> = listeners
             .iter()
@@ -181,9 +174,19 @@ mod tests {
             .collect();
         assert_eq!(ports.len(), 3);
         assert!(ports.iter().all(|p| *p == ports[0] && *p != 0));
-        // A second gateway on the same port is refused, not let into the group.
         let taken = std::net::SocketAddr::from(([127, 0, 0, 1], ports[0]));
-        let err = bind(taken, 1).unwrap_err();
-        assert_eq!(err.kind(), std::io::ErrorKind::AddrInUse);
+        // A second gateway is refused...
+        assert_eq!(
+            bind(taken, 1).unwrap_err().kind(),
+            std::io::ErrorKind::AddrInUse
+        );
+        // ...and so is any socket asking to share the port.
+        let foreign = tokio::net::TcpSocket::new_v4().unwrap();
+        foreign.set_reuseaddr(true).unwrap();
+        foreign.set_reuseport(true).unwrap();
+        assert_eq!(
+            foreign.bind(taken).unwrap_err().kind(),
+            std::io::ErrorKind::AddrInUse
+        );
     }
 }

@@ -42,14 +42,16 @@ struct Visitor<'a> {
 
 impl Visitor<'_> {
     /// `DefaultFields`' visitor for one field, continuing this one's line.
-    fn default(&mut self, record: impl FnOnce(&mut DefaultVisitor<'_>)) {
-        if self.result.is_err() {
+    fn default(&mut self, field: &Field, record: impl FnOnce(&mut DefaultVisitor<'_>)) {
+        // Metadata of events from the `log` crate: the default visitor
+        // skips them (tracing-subscriber's `tracing-log` feature, on here),
+        // writing nothing, not even a separator.
+        if self.result.is_err() || field.name().starts_with("log.") {
             return;
         }
         let mut visitor = DefaultVisitor::new(self.writer.by_ref(), self.is_empty);
         record(&mut visitor);
         self.result = visitor.finish();
-        // A field the default visitor skipped (`log.*`) wrote nothing.
         self.is_empty = false;
     }
 
@@ -96,7 +98,7 @@ impl Visit for Visitor<'_> {
                 w.write_char('"')
             });
         } else {
-            self.default(|v| v.record_str(field, value));
+            self.default(field, |v| v.record_str(field, value));
         }
     }
 
@@ -104,7 +106,7 @@ impl Visit for Visitor<'_> {
         if Self::plain(field) && !self.writer.has_ansi_escapes() {
             self.direct(field, |w| w.write_str(itoa::Buffer::new().format(value)));
         } else {
-            self.default(|v| v.record_u64(field, value));
+            self.default(field, |v| v.record_u64(field, value));
         }
     }
 
@@ -112,7 +114,7 @@ impl Visit for Visitor<'_> {
         if Self::plain(field) && !self.writer.has_ansi_escapes() {
             self.direct(field, |w| w.write_str(itoa::Buffer::new().format(value)));
         } else {
-            self.default(|v| v.record_i64(field, value));
+            self.default(field, |v| v.record_i64(field, value));
         }
     }
 
@@ -120,16 +122,16 @@ impl Visit for Visitor<'_> {
         if Self::plain(field) && !self.writer.has_ansi_escapes() {
             self.direct(field, |w| w.write_str(if value { "true" } else { "false" }));
         } else {
-            self.default(|v| v.record_bool(field, value));
+            self.default(field, |v| v.record_bool(field, value));
         }
     }
 
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
-        self.default(|v| v.record_error(field, value));
+        self.default(field, |v| v.record_error(field, value));
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.default(|v| v.record_debug(field, value));
+        self.default(field, |v| v.record_debug(field, value));
     }
 }
 
@@ -195,6 +197,7 @@ mod tests {
             "failed"
         );
         tracing::info!("message only");
+        tracing::info!(log.target = "bridged", a = 1_u64, "from the log crate");
         tracing::info!(only = "fields");
     }
 
@@ -215,7 +218,7 @@ mod tests {
     #[test]
     fn lines_are_byte_for_byte_those_of_the_default_formatter() {
         let (fast, default) = (render(true), render(false));
-        assert_eq!(fast.lines().count(), 12, "{fast}");
+        assert_eq!(fast.lines().count(), 13, "{fast}");
         for (f, d) in fast.lines().zip(default.lines()) {
             assert_eq!(f, d);
         }

@@ -82,6 +82,9 @@ impl Shared {
 fn run(shared: &Shared, mut out: impl Write) {
     let mut spare = Vec::with_capacity(64 * 1024);
     loop {
+        // Read before taking the batch: once closed, an empty batch is the
+        // last word (a line appended before the close is in this batch).
+        let closed = shared.closed.load(Ordering::SeqCst);
         // The pending lines out, an empty buffer (with its capacity) in.
         let mut batch = std::mem::replace(&mut *shared.lock(), std::mem::take(&mut spare));
         shared.drained.notify_all();
@@ -94,7 +97,7 @@ fn run(shared: &Shared, mut out: impl Write) {
             continue;
         }
         spare = batch;
-        if shared.closed.load(Ordering::SeqCst) {
+        if closed {
             return;
         }
         // Announce the sleep, then look once more: a line appended before

@@ -994,7 +994,8 @@ async fn clients_identified_by_a_metadata_document_sign_in_and_ssrf_is_refused()
             r.text()
         );
         assert!(r.header("location").is_empty());
-        s.gw.wait_for_log(&format!("client_id={host}{path}")).await;
+        s.gw.wait_for_log(&format!("client_id=\"{host}{path}\""))
+            .await;
         s.gw.wait_for_log(logged).await;
     }
     // URL rules, before any fetch.
