@@ -215,6 +215,23 @@ pub fn method_label(method: &str) -> &str {
     }
 }
 
+/// The HTTP method as a label: the standard ones by name, any other token
+/// (hyper accepts any) as `other`, so a client cannot create series.
+pub fn http_method_label(method: &http::Method) -> &'static str {
+    match method.as_str() {
+        "GET" => "GET",
+        "POST" => "POST",
+        "DELETE" => "DELETE",
+        "OPTIONS" => "OPTIONS",
+        "HEAD" => "HEAD",
+        "PUT" => "PUT",
+        "PATCH" => "PATCH",
+        "CONNECT" => "CONNECT",
+        "TRACE" => "TRACE",
+        _ => "other",
+    }
+}
+
 /// Decrements the open-streams gauge when dropped.
 pub struct StreamGauge(Gauge);
 
@@ -261,5 +278,31 @@ mod tests {
         drop(guard);
         assert!(m.encode().contains("mcp_gateway_open_streams 0"));
         assert_eq!(method_label("evil\"label"), "other");
+    }
+
+    #[test]
+    fn a_request_refused_before_its_body_never_names_a_series_after_its_method() {
+        let m = Metrics::new();
+        for method in ["GET", "FOO1", "FOO2", "get", "DELETE"] {
+            let method = http::Method::from_bytes(method.as_bytes()).unwrap();
+            m.record_request(&crate::telemetry::request::RequestEvent {
+                method: &method,
+                path: "/mcp",
+                route: Some("/mcp"),
+                rpc_method: "",
+                sub: None,
+                client_id: None,
+                refusal: Some(("reject", "method not allowed".into())),
+                started: std::time::Instant::now(),
+                status: http::StatusCode::METHOD_NOT_ALLOWED,
+            });
+        }
+        let text = m.encode();
+        assert!(!text.contains("FOO"), "{text}");
+        assert!(
+            text.contains(r#"method="other",decision="reject",status="405"} 3"#),
+            "{text}"
+        );
+        assert!(text.contains(r#"method="GET""#), "{text}");
     }
 }

@@ -61,7 +61,7 @@ impl Metrics {
             .get_or_create(&RequestLabels {
                 route: e.route.unwrap_or("none").to_owned(),
                 method: if e.rpc_method.is_empty() {
-                    e.method.as_str().to_owned()
+                    metrics::http_method_label(e.method).to_owned()
                 } else {
                     metrics::method_label(e.rpc_method).to_owned()
                 },
