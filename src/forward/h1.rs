@@ -508,6 +508,21 @@ mod tests {
         authority
     }
 
+    /// One request to an upstream that writes `bytes` and closes.
+    async fn then_close(bytes: &'static [u8]) -> (Arc<Upstream>, Response<crate::body::Body>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let authority = listener.local_addr().unwrap().to_string();
+        tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut buf = [0u8; 1024];
+            let _ = s.read(&mut buf).await.unwrap();
+            s.write_all(bytes).await.unwrap();
+        });
+        let up = Upstream::new(Duration::from_secs(5));
+        let resp = up.send(&authority, get(&authority)).await.unwrap();
+        (up, resp)
+    }
+
     fn get(authority: &str) -> Request<Bytes> {
         Request::get("/mcp")
             .header(http::header::HOST, authority)
@@ -545,21 +560,7 @@ mod tests {
             assert_eq!(&body[..], b"hello world");
         }
         // Read until the upstream closes: no length, no chunking.
-        let authority = {
-            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let authority = listener.local_addr().unwrap().to_string();
-            tokio::spawn(async move {
-                let (mut s, _) = listener.accept().await.unwrap();
-                let mut buf = [0u8; 1024];
-                let _ = s.read(&mut buf).await.unwrap();
-                s.write_all(b"HTTP/1.1 200 OK\r\n\r\nuntil close")
-                    .await
-                    .unwrap();
-            });
-            authority
-        };
-        let up = Upstream::new(Duration::from_secs(5));
-        let resp = up.send(&authority, get(&authority)).await.unwrap();
+        let (up, resp) = then_close(b"HTTP/1.1 200 OK\r\n\r\nuntil close").await;
         let body = resp.into_body().collect().await.unwrap().to_bytes();
         assert_eq!(&body[..], b"until close");
         assert!(
@@ -634,21 +635,7 @@ mod tests {
             assert!(err.contains("chunk"), "{err}");
         }
         // The upstream closes before the length is reached.
-        let authority = {
-            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let authority = listener.local_addr().unwrap().to_string();
-            tokio::spawn(async move {
-                let (mut s, _) = listener.accept().await.unwrap();
-                let mut buf = [0u8; 1024];
-                let _ = s.read(&mut buf).await.unwrap();
-                s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nshort")
-                    .await
-                    .unwrap();
-            });
-            authority
-        };
-        let up = Upstream::new(Duration::from_secs(5));
-        let resp = up.send(&authority, get(&authority)).await.unwrap();
+        let (_, resp) = then_close(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nshort").await;
         let err = resp.into_body().collect().await.unwrap_err();
         assert!(err.to_string().contains("mid-answer"), "{err}");
         // A head that never ends is refused at its cap.

@@ -237,7 +237,12 @@ mod tests {
             .unwrap()
     }
 
-    async fn read(resp: Response<Body>) -> Bytes {
+    /// `GET path`, read to its end.
+    async fn fetch(upstream: &Arc<Upstream>, authority: &str, path: &str) -> Bytes {
+        let resp = upstream
+            .send(authority, get(authority, path))
+            .await
+            .unwrap();
         resp.into_body().collect().await.unwrap().to_bytes()
     }
 
@@ -246,11 +251,7 @@ mod tests {
         let (authority, accepted) = server().await;
         let upstream = Upstream::new(Duration::from_secs(5));
         for _ in 0..3 {
-            let resp = upstream
-                .send(&authority, get(&authority, "/"))
-                .await
-                .unwrap();
-            assert_eq!(read(resp).await, "ok");
+            assert_eq!(fetch(&upstream, &authority, "/").await, "ok");
         }
         assert_eq!(accepted.load(Ordering::SeqCst), 1);
     }
@@ -266,20 +267,12 @@ mod tests {
             .into_body();
         let first = stream.frame().await.unwrap().unwrap().into_data().unwrap();
         assert_eq!(first, "data: 1\n\n");
-        let resp = upstream
-            .send(&authority, get(&authority, "/"))
-            .await
-            .unwrap();
-        assert_eq!(read(resp).await, "ok");
+        assert_eq!(fetch(&upstream, &authority, "/").await, "ok");
         assert_eq!(accepted.load(Ordering::SeqCst), 2);
         // A stream dropped before its end closes its connection: the next
         // request reuses the one that finished, not the abandoned one.
         drop(stream);
-        let resp = upstream
-            .send(&authority, get(&authority, "/"))
-            .await
-            .unwrap();
-        assert_eq!(read(resp).await, "ok");
+        assert_eq!(fetch(&upstream, &authority, "/").await, "ok");
         assert_eq!(accepted.load(Ordering::SeqCst), 2);
         assert_eq!(upstream.idle_len(), 1);
     }
@@ -288,18 +281,10 @@ mod tests {
     async fn a_connection_the_upstream_closed_is_replaced_without_an_error() {
         let (authority, accepted) = server().await;
         let upstream = Upstream::new(Duration::from_secs(5));
-        let resp = upstream
-            .send(&authority, get(&authority, "/close"))
-            .await
-            .unwrap();
-        assert_eq!(read(resp).await, "bye");
+        assert_eq!(fetch(&upstream, &authority, "/close").await, "bye");
         // Let the closed connection's task see the end.
         tokio::time::sleep(Duration::from_millis(50)).await;
-        let resp = upstream
-            .send(&authority, get(&authority, "/"))
-            .await
-            .unwrap();
-        assert_eq!(read(resp).await, "ok");
+        assert_eq!(fetch(&upstream, &authority, "/").await, "ok");
         assert_eq!(accepted.load(Ordering::SeqCst), 2);
     }
 
