@@ -62,8 +62,8 @@ pub async fn forward(
 ) -> Result<Response<Body>, ForwardError> {
     let up = &route.upstream;
     let path = headers::upstream_path(&up.path_and_query, parts.uri.query());
-    // Plain HTTP goes over the client connection's own upstream connection,
-    // which takes the origin form; the pooled client takes the absolute form.
+    // Plain HTTP goes over the worker's own connections (`h1.rs`), which
+    // take the origin form; the pooled client takes the absolute form.
     let own = up.scheme == "http";
     let uri = if own {
         path

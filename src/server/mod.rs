@@ -59,14 +59,10 @@ pub async fn run(
 ) -> Result<(), ServeError> {
     let acceptor = config.tls.as_ref().map(tls::acceptor).transpose()?;
     let addr = config.listen;
-    let listeners =
-        bind(addr, workers.max(1)).map_err(|source| ServeError::Bind { addr, source })?;
-    let local = listeners
-        .first()
-        .map(std::net::TcpListener::local_addr)
-        .transpose()
-        .map_err(|source| ServeError::Bind { addr, source })?
-        .unwrap_or(addr);
+    let listener = bind(addr).map_err(|source| ServeError::Bind { addr, source })?;
+    let local = listener
+        .local_addr()
+        .map_err(|source| ServeError::Bind { addr, source })?;
     let scheme = if acceptor.is_some() { "https" } else { "http" };
 
     let metrics = Arc::new(Metrics::new());
@@ -94,13 +90,17 @@ pub async fn run(
         shutdown_grace: limits.shutdown_grace,
     };
     let (stop, stopped) = watch::channel(false);
-    let mut done = Vec::with_capacity(listeners.len());
-    for (index, listener) in listeners.into_iter().enumerate() {
+    let mut done = Vec::with_capacity(workers);
+    for index in 0..workers.max(1) {
         let (tx, rx) = oneshot::channel();
-        worker::spawn(index, listener, shared.clone(), stopped.clone(), tx)
+        listener
+            .try_clone()
+            .and_then(|l| worker::spawn(index, l, shared.clone(), stopped.clone(), tx))
             .map_err(ServeError::Worker)?;
         done.push(rx);
     }
+    // Workers hold their own clones of the socket; it closes when the last one drops it.
+    drop(listener);
 
     tracing::info!(
         routes = config.routes.len(),
@@ -139,12 +139,11 @@ pub async fn run(
 /// connection bursts (thousands of SSE clients reconnecting at once) while
 /// workers catch up.
 ///
-/// One socket per worker with `SO_REUSEPORT` would wake one worker per new
-/// connection instead of all of them, but any process of the same user could
-/// then bind the port too and be handed a share of the connections (and
-/// their tokens). Measured, the gain was nil on kept-alive connections, so
-/// the port stays this process's alone (bench/README.md).
-fn bind(addr: SocketAddr, count: usize) -> std::io::Result<Vec<std::net::TcpListener>> {
+/// Not `SO_REUSEPORT` (one socket per worker): any process of the same user
+/// could then bind the port too and be handed a share of the connections
+/// (and their tokens), and on kept-alive connections it gained nothing
+/// measurable (bench/README.md).
+fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
     let socket = if addr.is_ipv4() {
         TcpSocket::new_v4()?
     } else {
@@ -152,13 +151,7 @@ fn bind(addr: SocketAddr, count: usize) -> std::io::Result<Vec<std::net::TcpList
     };
     socket.set_reuseaddr(true)?;
     socket.bind(addr)?;
-    let listener = socket.listen(4096)?.into_std()?;
-    let mut listeners = Vec::with_capacity(count);
-    for _ in 1..count {
-        listeners.push(listener.try_clone()?);
-    }
-    listeners.push(listener);
-    Ok(listeners)
+    socket.listen(4096)?.into_std()
 }
 
 #[cfg(test)]
@@ -166,18 +159,12 @@ mod tests {
     use super::bind;
 
     #[tokio::test]
-    async fn every_worker_accepts_on_a_port_no_other_socket_can_join() {
-        let listeners = bind("127.0.0.1:0".parse().unwrap(), 3).unwrap();
-        let ports: Vec<u16> = listeners
-            .iter()
-            .map(|l| l.local_addr().unwrap().port())
-            .collect();
-        assert_eq!(ports.len(), 3);
-        assert!(ports.iter().all(|p| *p == ports[0] && *p != 0));
-        let taken = std::net::SocketAddr::from(([127, 0, 0, 1], ports[0]));
+    async fn no_other_socket_can_join_the_port() {
+        let listener = bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let taken = listener.local_addr().unwrap();
         // A second gateway is refused...
         assert_eq!(
-            bind(taken, 1).unwrap_err().kind(),
+            bind(taken).unwrap_err().kind(),
             std::io::ErrorKind::AddrInUse
         );
         // ...and so is any socket asking to share the port.
